@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every `gdroot` subcommand shares: the configuration (gdroot.conf plus
+ * command-line overrides), the store URL, and the progress bar shown on a
+ * terminal during long transfers.
+ */
+#ifndef GDROOT_CLI_H
+#define GDROOT_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../fetcher/store/store.h"
+
+#define GDROOT_DEFAULT_CONFIG "/etc/gdroot/gdroot.conf"
+
+struct cli {
+	struct store_opts opts;
+	char *store_url;	/* owned; NULL until configured */
+	const char *config;	/* the file read, or NULL */
+	bool progress;		/* draw progress bars (stderr is a terminal) */
+	bool quiet;
+};
+
+/* Parse the options every subcommand takes (--config, --store, --set,
+ * --ca-file, -v, -q) from argv, removing them; loads the config file first.
+ * Returns 0, or -errno after printing the problem. */
+int cli_init(struct cli *c, int *argc, char **argv);
+void cli_free(struct cli *c);
+/* Open the configured store (error if none is configured). */
+int cli_open_store(struct cli *c, struct store **out);
+/* Help for the shared options, for subcommands' --help. */
+extern const char cli_common_help[];
+
+/* A progress bar on stderr: "name  12.3 MiB / 40.0 MiB  5.1 MiB/s  ETA 6s".
+ * Redraws at most 10 times a second; does nothing unless enabled. */
+struct progress_bar {
+	const char *name;
+	bool enabled;
+	uint64_t start_ns, last_ns;
+	uint64_t done, total;
+};
+void progress_bar_begin(struct progress_bar *p, const char *name, bool enabled);
+void progress_bar_update(void *ud, uint64_t done, uint64_t total);
+void progress_bar_end(struct progress_bar *p);
+
+/* Subcommands. */
+int cmd_store(struct cli *c, int argc, char **argv);
+int cmd_auth(struct cli *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+/*
+ * gdroot: the multi-call command-line tool. `gdroot CMD ...` dispatches to
+ * a subcommand; each one parses its own options after the shared ones.
+ */
+#include <stdio.h>
+
+#include "cli.h"
+#include "../fetcher/util/log.h"
+#include "../fetcher/util/util.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli *c, int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "store", cmd_store, "read and write objects in a store (ls, stat, get, put, rm)" },
+	{ "auth", cmd_auth, "get a Google Drive refresh token (OAuth device flow)" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: gdroot [OPTIONS] COMMAND [ARGS]\n\n"
+		   "Boot Linux from a root filesystem image kept in Google Drive, S3 or a folder.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n%s\n  -h, --help            this help ('gdroot COMMAND --help' for a command's)\n"
+		   "      --version         print the version\n",
+		cli_common_help);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c;
+	int r;
+
+	log_set_program("gdroot");
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--version")) {
+			printf("gdroot %s\n", GDROOT_VERSION);
+			return 0;
+		}
+		if (argv[i][0] != '-')
+			break;
+		if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+	}
+	r = cli_init(&c, &argc, argv);
+	if (r < 0)
+		return 2;
+	if (argc < 2) {
+		usage(stderr);
+		cli_free(&c);
+		return 2;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (streq(argv[1], commands[i].name)) {
+			r = commands[i].fn(&c, argc - 1, argv + 1);
+			cli_free(&c);
+			return r;
+		}
+	}
+	log_error("unknown command '%s' (see gdroot --help)", argv[1]);
+	cli_free(&c);
+	return 2;
+}
