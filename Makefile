@@ -46,6 +46,7 @@ FUZZ_BIN := $(FUZZ_SRC:%.c=$(O)/%)
 
 PROGS := $(O)/gdroot
 
+.SECONDARY:
 .PHONY: all clean deps check check-unit fuzz fuzz-build asan valgrind demo bench-store help
 all: $(PROGS) $(UNIT_BIN)
 
