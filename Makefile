@@ -96,7 +96,7 @@ fuzz: fuzz-build
 deps:
 	$(Q)tests/deps.sh
 
-check: all
+check: deps all
 	$(Q)O=$(O) tests/run
 
 asan:
@@ -107,8 +107,8 @@ asan:
 valgrind: all
 	$(Q)O=$(O) GDROOT_TEST_ONLY=unit GDROOT_TEST_WRAP="valgrind -q --error-exitcode=99 --leak-check=full" tests/run
 
-demo: all
-	$(Q)O=$(O) tests/demo.sh
+demo: deps all
+	$(Q)O=$(O) appliance/demo.sh
 
 bench-store: all
 	$(Q)O=$(O) tests/bench/store-throughput.sh

@@ -85,8 +85,12 @@ static int do_get(struct cli *c, struct store *st, int argc, char **argv)
 		return log_error_errno(-EINVAL, "store get: which KEY?");
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *tmp = NULL;
+	struct stat os;
 	if (streq(out, "-")) {
 		fd = dup(1);
+	} else if (stat(out, &os) == 0 && !S_ISREG(os.st_mode)) {
+		/* A device or pipe (/dev/null): write it directly. */
+		fd = open(out, O_WRONLY | O_CLOEXEC);
 	} else {
 		tmp = xasprintf("%s.part", out);
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

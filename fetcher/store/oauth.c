@@ -242,10 +242,10 @@ static int fetch_token(struct oauth *o)
 		explicit_bzero(o->access_token, strlen(o->access_token));
 	free(o->access_token);
 	o->access_token = xstrdup(t.access_token);
-	explicit_bzero(&t, sizeof(t));
 	/* Refresh ahead of expiry: a minute early, or a quarter of a short
 	 * lifetime. */
 	uint64_t life = t.expires_in ? t.expires_in : 1;
+	explicit_bzero(&t, sizeof(t));
 	uint64_t margin_ms = MIN(60000ull, life * 1000 / 4);
 	o->refresh_at_ns = now_ns() + (life * 1000 - margin_ms) * 1000000ull;
 	o->http->stats->token_refreshes++;
