@@ -56,7 +56,7 @@ help:
 	@echo "make check      run every test that needs no VM"
 	@echo "make demo       run the demo on the local Drive emulator"
 	@echo "make fuzz       build and run every libFuzzer target (FUZZ_TIME=s each)"
-	@echo "make asan       run the unit tests under ASan/UBSan"
+	@echo "make asan       run the unit and integration tests under ASan/UBSan"
 	@echo "make valgrind   run the unit tests under valgrind"
 	@echo "make bench-store  store client throughput against the emulator and curl"
 
@@ -102,7 +102,7 @@ check: deps all
 asan:
 	$(Q)$(MAKE) --no-print-directory O=$(O)/asan CC=clang \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" all
-	$(Q)O=$(O)/asan GDROOT_TEST_ONLY=unit tests/run
+	$(Q)O=$(O)/asan GDROOT_TEST_ONLY="unit scripts" ASAN_OPTIONS=detect_leaks=1 tests/run
 
 valgrind: all
 	$(Q)O=$(O) GDROOT_TEST_ONLY=unit GDROOT_TEST_WRAP="valgrind -q --error-exitcode=99 --leak-check=full" tests/run

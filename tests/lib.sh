@@ -23,7 +23,7 @@ _cleanups=("rm -rf '$TEST_TMP'")
 _run_cleanups() {
 	local i
 	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
-		eval "${_cleanups[i]}" || true
+		eval "${_cleanups[i]}" 2>/dev/null || true
 	done
 }
 trap _run_cleanups EXIT
