@@ -31,11 +31,15 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DGDROOT_VERSION='"$(VERSION)"' \
 	-fno-strict-aliasing -pthread $(WARN) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread
 
-LIB_SRC := $(wildcard fetcher/util/*.c) $(wildcard fetcher/store/*.c)
+# The library every program links: utilities, the store client, and the
+# image format (squash/*.c except the gdroot command's own files).
+CLI_SRC := squash/gdroot.c squash/cli.c $(wildcard squash/cmd-*.c)
+LIB_SRC := $(wildcard fetcher/util/*.c) $(wildcard fetcher/store/*.c) \
+	$(filter-out $(CLI_SRC),$(wildcard squash/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
 LIB := $(O)/libgdroot.a
 
-GDROOT_SRC := $(wildcard squash/*.c)
+GDROOT_SRC := $(CLI_SRC)
 GDROOT_OBJ := $(GDROOT_SRC:%.c=$(O)/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test-*.c)
@@ -48,7 +52,7 @@ PROGS := $(O)/gdroot
 
 .SECONDARY:
 .PHONY: all clean deps check check-unit fuzz fuzz-build asan valgrind demo bench-store help
-all: $(PROGS) $(UNIT_BIN)
+all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
 	@echo "make            build every program ($(O)/gdroot) and unit test"
@@ -72,6 +76,14 @@ $(LIB): $(LIB_OBJ)
 $(O)/gdroot: $(GDROOT_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Test tools (tracers, generators): one program per file, may use FUSE.
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:%.c=$(O)/%)
+$(O)/tests/tools/%: tests/tools/%.c $(LIB)
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags fuse3) -MMD -MP -o $@ $< $(LIB) $(LDLIBS) $(shell pkg-config --libs fuse3)
 
 $(O)/tests/unit/%: tests/unit/%.c $(LIB)
 	$(call msg,CC,$<)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "manifest.h"
 #include "../fetcher/util/log.h"
 #include "../fetcher/util/util.h"
 
@@ -21,6 +22,10 @@ const char cli_common_help[] =
 	"                        file:///PATH (overrides store= in the config)\n"
 	"  -o, --set NAME=VALUE  set a store option (see README: Configuration)\n"
 	"      --ca-file FILE    CA bundle for TLS verification\n"
+	"  -k, --key FILE        Ed25519 signing key (signing_key in the config)\n"
+	"      --public-key FILE key to check manifests with (public_key)\n"
+	"      --unsigned        the store is unsigned: write and accept unsigned\n"
+	"                        manifests (unsigned = true)\n"
 	"  -v, --verbose         log more (twice: debug)\n"
 	"  -q, --quiet           only errors; no progress bar\n";
 
@@ -32,9 +37,21 @@ static int other_setting(void *ud, const char *name, const char *value)
 		c->store_url = xstrdup(value);
 		return 0;
 	}
+	if (streq(name, "signing_key") || streq(name, "public_key")) {
+		char **f = streq(name, "signing_key") ? &c->signing_key : &c->public_key;
+		free(*f);
+		*f = *value ? xstrdup(value) : NULL;
+		return 0;
+	}
+	if (streq(name, "unsigned")) {
+		if (!streq(value, "true") && !streq(value, "false"))
+			return log_error_errno(-EINVAL, "unsigned: expected true or false, not '%s'", value);
+		c->unsigned_store = streq(value, "true");
+		return 0;
+	}
 	/* Settings of other parts (the fetcher, the init) share the file. */
 	if (startswith(name, "fetcher_") || startswith(name, "boot_") || startswith(name, "commit_") ||
-	    streq(name, "public_key") || streq(name, "cache") || streq(name, "upper"))
+	    streq(name, "cache") || streq(name, "upper"))
 		return 0;
 	return -ENOENT;
 }
@@ -104,6 +121,18 @@ int cli_init(struct cli *c, int *argc, char **argv)
 			if (!val)
 				return log_error_errno(-EINVAL, "--ca-file needs a file");
 			store_opts_set(&c->opts, "ca_file", val);
+		} else if (TAKES("-k", "--key")) {
+			if (!val)
+				return log_error_errno(-EINVAL, "--key needs a file");
+			free(c->signing_key);
+			c->signing_key = xstrdup(val);
+		} else if (TAKES("--public-key", "--public-key")) {
+			if (!val)
+				return log_error_errno(-EINVAL, "--public-key needs a file");
+			free(c->public_key);
+			c->public_key = xstrdup(val);
+		} else if (streq(a, "--unsigned")) {
+			c->unsigned_store = true;
 		} else if (streq(a, "-v") || streq(a, "--verbose")) {
 			verbose++;
 		} else if (streq(a, "-vv")) {
@@ -129,6 +158,8 @@ int cli_init(struct cli *c, int *argc, char **argv)
 
 void cli_free(struct cli *c)
 {
+	free(c->signing_key);
+	free(c->public_key);
 	store_opts_free(&c->opts);
 	free(c->store_url);
 }
@@ -201,4 +232,35 @@ void progress_bar_end(struct progress_bar *p)
 {
 	if (p->enabled && p->last_ns)
 		progress_draw(p, true);
+}
+
+int cli_load_keys(struct cli *c, EVP_PKEY **priv, EVP_PKEY **pub)
+{
+	int r;
+	*pub = NULL;
+	if (priv)
+		*priv = NULL;
+	if (c->unsigned_store) {
+		if (c->signing_key && priv)
+			log_warn("--unsigned: not signing with %s", c->signing_key);
+		return 0;
+	}
+	if (priv) {
+		if (!c->signing_key)
+			return log_error_errno(-ENOKEY, "no signing key: pass --key FILE (make one with gdroot keygen), "
+							"set signing_key in the config, or pass --unsigned for an unsigned store");
+		r = key_load_private(c->signing_key, priv);
+		if (r < 0)
+			return r;
+	}
+	if (c->public_key)
+		return key_load_public(c->public_key, pub);
+	if (priv) {
+		/* The signing key's own public half. */
+		EVP_PKEY_up_ref(*priv);
+		*pub = *priv;
+		return 0;
+	}
+	return log_error_errno(-ENOKEY, "no public key to check manifests with: pass --public-key FILE, set "
+					"public_key in the config, or pass --unsigned for an unsigned store");
 }

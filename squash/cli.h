@@ -19,6 +19,9 @@ struct cli {
 	char *store_url;	/* owned; NULL until configured */
 	const char *config;	/* the file read, or NULL */
 	bool progress;		/* draw progress bars (stderr is a terminal) */
+	char *signing_key;	/* signing_key = (push, commit) */
+	char *public_key;	/* public_key = (everything that reads) */
+	bool unsigned_store;	/* --unsigned or unsigned = true */
 	bool quiet;
 };
 
@@ -29,6 +32,14 @@ int cli_init(struct cli *c, int *argc, char **argv);
 void cli_free(struct cli *c);
 /* Open the configured store (error if none is configured). */
 int cli_open_store(struct cli *c, struct store **out);
+/* Load the keys a command needs: the private key when priv is not NULL
+ * (signing), and the public key (from public_key, or derived from the
+ * private key) unless the store is unsigned, where *pub stays NULL.
+ * Errors are printed; returns 0 or -errno. */
+#include <openssl/evp.h>
+int cli_load_keys(struct cli *c, EVP_PKEY **priv, EVP_PKEY **pub);
+/* GEN as typed: a number, or "latest" (the newest valid generation). */
+int parse_generation(struct store *st, const char *s, EVP_PKEY *pub, uint64_t *gen);
 /* Help for the shared options, for subcommands' --help. */
 extern const char cli_common_help[];
 
@@ -47,5 +58,10 @@ void progress_bar_end(struct progress_bar *p);
 /* Subcommands. */
 int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_auth(struct cli *c, int argc, char **argv);
+int cmd_keygen(struct cli *c, int argc, char **argv);
+int cmd_push(struct cli *c, int argc, char **argv);
+int cmd_log(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
 
 #endif

@@ -14,6 +14,11 @@ static const struct {
 	int (*fn)(struct cli *c, int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{ "push", cmd_push, "publish a root filesystem as a new generation" },
+	{ "log", cmd_log, "list the generations of a store" },
+	{ "verify", cmd_verify, "check every generation, index and pack of a store" },
+	{ "export", cmd_export, "reassemble a layer image of a generation" },
+	{ "keygen", cmd_keygen, "make an Ed25519 key pair for signing manifests" },
 	{ "store", cmd_store, "read and write objects in a store (ls, stat, get, put, rm)" },
 	{ "auth", cmd_auth, "get a Google Drive refresh token (OAuth device flow)" },
 };
