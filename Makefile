@@ -73,9 +73,11 @@ $(LIB): $(LIB_OBJ)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# Linked beside and renamed, so a test running during a rebuild never
+# sees a half-written binary.
 $(O)/gdroot: $(GDROOT_OBJ) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@.tmp $^ $(LDLIBS) && mv -f $@.tmp $@
 
 # Test tools (tracers, generators): one program per file, may use FUSE.
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -95,7 +97,7 @@ FUZZ_CC ?= clang
 FUZZ_TIME ?= 20
 $(O)/fuzz/lib/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) $(ALL_CFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+	$(Q)$(FUZZ_CC) $(ALL_CFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(O)/fuzz/lib/%.o)
 $(O)/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 	$(call msg,FUZZ,$<)

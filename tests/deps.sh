@@ -15,7 +15,8 @@ APT_PACKAGES=(
 	libclang-rt-14-dev valgrind
 	# tests and the Drive emulator
 	python3 python3-pytest python3-cryptography curl openssl ca-certificates
-	squashfs-tools procps psmisc iproute2 util-linux
+	squashfs-tools procps psmisc iproute2 util-linux acl libcap2-bin
+	zstd xz-utils tar
 )
 
 SUDO=

@@ -75,6 +75,8 @@ int store_opts_set(struct store_opts *o, const char *name, const char *value)
 			if (parse_u64(value, &v) < 0 || v > 1000000000)
 				return log_error_errno(-EINVAL, "option %s: '%s' is not a whole number", name, value);
 			*(unsigned *)base = (unsigned)v;
+			if (streq(name, "retries"))
+				o->retries_set = true;
 			return 0;
 		case OPT_SIZE:
 			if (parse_size(value, &v) < 0)

@@ -8,7 +8,8 @@
  *
  * A struct store is not thread-safe: open one per thread. All functions
  * return 0 (or a count) on success and -errno on failure, having logged the
- * failure with the object named:
+ * failure with the object named (except -ENOENT from get and stat, which
+ * the caller may expect and reports itself):
  *	-ENOENT        no such object (or folder, bucket)
  *	-EACCES        credentials refused (after one token refresh)
  *	-EKEYREJECTED  TLS certificate verification failed
@@ -34,6 +35,7 @@ struct store_opts {
 	unsigned connect_timeout; /* seconds; default 15 */
 	unsigned io_timeout;	  /* abort a transfer stalled this many s; 60 */
 	unsigned retries;	  /* attempts after the first; default 10 */
+	bool retries_set;	  /* retries was given (0 is a value) */
 	unsigned retry_base_ms;	  /* first backoff; default 500 */
 	unsigned retry_cap_ms;	  /* backoff cap; default 32000 */
 	uint64_t upload_chunk;	  /* resumable upload chunk; default 16 MiB */
@@ -98,7 +100,7 @@ struct store_stats {
 	uint64_t requests;	/* HTTP requests sent (or file operations) */
 	uint64_t retries;	/* requests repeated after a failure */
 	uint64_t bytes_in;	/* object bytes received */
-	uint64_t bytes_out;	/* object bytes sent */
+	uint64_t bytes_out;	/* request body bytes sent, retries included */
 	uint64_t token_refreshes;
 };
 
