@@ -261,6 +261,8 @@ int cli_load_keys(struct cli *c, EVP_PKEY **priv, EVP_PKEY **pub)
 		*pub = *priv;
 		return 0;
 	}
+	if (c->signing_key)
+		return key_load_private(c->signing_key, pub); /* checks with its public half */
 	return log_error_errno(-ENOKEY, "no public key to check manifests with: pass --public-key FILE, set "
 					"public_key in the config, or pass --unsigned for an unsigned store");
 }

@@ -65,9 +65,10 @@ int index_parse(const void *data, size_t n, struct index *out, char *err, size_t
 		ch->layer_off = off;
 		if (ch->pack >= npacks || ch->len == 0 || ch->len > INDEX_MAX_CHUNK_LEN ||
 		    ch->pack_off > UINT64_MAX - ch->len) {
+			int r = bad(err, errlen, "chunk %u: bad pack %u, length %u or offset %llu", i, ch->pack,
+				    ch->len, (unsigned long long)ch->pack_off);
 			index_free(out);
-			return bad(err, errlen, "chunk %u: bad pack %u, length %u or offset %llu", i, ch->pack,
-				   ch->len, (unsigned long long)ch->pack_off);
+			return r;
 		}
 		off += ch->len;
 	}

@@ -266,6 +266,7 @@ int push_layer(struct push_ctx *p, const char *path, struct manifest_layer *laye
 {
 	struct pass1 s = { .p = p, .pack_fd = -1 };
 	struct index ix = { 0 };
+	_cleanup_free_ void *ibuf = NULL;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r;
 
@@ -310,7 +311,6 @@ int push_layer(struct push_ctx *p, const char *path, struct manifest_layer *laye
 		ix.chunks[i].len = s.e[i].len;
 		ix.chunks[i].pack_off = s.e[i].off;
 	}
-	_cleanup_free_ void *ibuf = NULL;
 	size_t ilen;
 	index_write(&ix, &ibuf, &ilen);
 	sha256_buf(ibuf, ilen, layer->index);
