@@ -85,6 +85,10 @@ static int scan_one(const char *path, const struct stat *st, int type, struct FT
 		rep->subsec++;
 		finding(rep, path, "subsecond-mtime");
 	}
+	if (S_ISLNK(st->st_mode) && st->st_nlink > 1) {
+		finding(rep, path, "hardlinked-symlink");
+		show(rep, path, "is a symlink with several hard links; squashfs may store them as separate symlinks");
+	}
 	char names[65536];
 	ssize_t n = llistxattr(path, names, sizeof(names));
 	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(names + i) + 1) {

@@ -10,10 +10,27 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "../fetcher/util/log.h"
 #include "../fetcher/util/util.h"
+
+/* Crash-safety tests kill push with SIGKILL at a named point:
+ * GDROOT_TEST_CRASH=pack:N (after the Nth pack upload), index (after the
+ * index upload) or manifest (just before publishing). */
+static void crash_point(const char *where, unsigned n)
+{
+	const char *want = getenv("GDROOT_TEST_CRASH");
+	char here[32];
+	if (!want)
+		return;
+	snprintf(here, sizeof(here), n ? "%s:%u" : "%s", where, n);
+	if (streq(want, here)) {
+		fprintf(stderr, "gdroot: GDROOT_TEST_CRASH=%s: killing myself\n", want);
+		kill(getpid(), SIGKILL);
+	}
+}
 
 /* A chunk of the layer as pass one found it. */
 struct entry {
@@ -255,6 +272,7 @@ static int upload_pack(struct push_ctx *p, struct lpack *l, uint64_t *done, uint
 		return log_error_errno(r, "push: upload %s failed", key);
 	p->packs_uploaded++;
 	p->uploaded += l->size;
+	crash_point("pack", p->packs_uploaded);
 	*done += l->size;
 	if (p->progress)
 		p->progress(p->progress_ud, *done, total);
@@ -322,6 +340,7 @@ int push_layer(struct push_ctx *p, const char *path, struct manifest_layer *laye
 		log_error_errno(r, "push: upload %s failed", key);
 		goto out;
 	}
+	crash_point("index", 0);
 	layer->size = s.size;
 	layer->index_size = ilen;
 	layer->chunks = s.n;
@@ -371,6 +390,7 @@ int push_publish(struct store *st, const struct manifest *m, EVP_PKEY *key)
 	if (r < 0)
 		return r;
 	struct store_src src = { .mem = buf, .fd = -1, .size = len };
+	crash_point("manifest", 0);
 	r = store_put(st, mkey, &src);
 	if (r < 0)
 		return log_error_errno(r, "%s: publishing %s failed; the previous generation stays current", st->url, mkey);
