@@ -14,13 +14,6 @@
 
 #define HTTP_BODY_MAX (8u << 20)
 
-struct xfer {
-	struct http *h;
-	const struct http_req *req;
-	struct http_resp *resp;
-	uint64_t upload_pos;
-	int sink_err;
-};
 
 int http_init(struct http *h, const struct store_opts *opts,
 	      struct store_stats *stats, struct store_progress *progress)
@@ -90,7 +83,7 @@ static char *header_value(const char *line, size_t n, const char *name)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-	struct xfer *x = ud;
+	struct http_xfer *x = ud;
 	struct http_resp *r = x->resp;
 	size_t len = size * n;
 	char *v;
@@ -137,11 +130,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-	struct xfer *x = ud;
+	struct http_xfer *x = ud;
 	size_t len = size * n;
 	long status = 0;
 
-	curl_easy_getinfo(x->h->curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (x->req->sink && status >= 200 && status < 300) {
 		int r = x->req->sink->write(x->req->sink, p, len);
 		if (r < 0) {
@@ -160,7 +153,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
 {
-	struct xfer *x = ud;
+	struct http_xfer *x = ud;
 	const struct http_req *q = x->req;
 	size_t want = size * n;
 	uint64_t left = q->body_len - x->upload_pos;
@@ -185,7 +178,7 @@ static size_t on_read(char *p, size_t size, size_t n, void *ud)
 
 static int on_seek(void *ud, curl_off_t off, int origin)
 {
-	struct xfer *x = ud;
+	struct http_xfer *x = ud;
 	if (origin != SEEK_SET || off < 0 || (uint64_t)off > x->req->body_len)
 		return CURL_SEEKFUNC_CANTSEEK;
 	x->upload_pos = (uint64_t)off;
@@ -195,8 +188,8 @@ static int on_seek(void *ud, curl_off_t off, int origin)
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 		       curl_off_t ultotal, curl_off_t ulnow)
 {
-	struct xfer *x = ud;
-	struct store_progress *p = x->h->progress;
+	struct http_xfer *x = ud;
+	struct store_progress *p = x->progress;
 	(void)dltotal;
 	(void)ultotal;
 	if (p && p->fn && x->req->progress_total)
@@ -261,49 +254,55 @@ const char *http_strerror(struct http *h, const struct http_resp *resp)
 	return curl_easy_strerror(resp->curl_code);
 }
 
-int http_do(struct http *h, const struct http_req *q, struct http_resp *resp)
+void http_xfer_setup(struct http_xfer *x, const struct store_opts *o)
 {
-	struct xfer x = { .h = h, .req = q, .resp = resp };
-	struct curl_slist *hdrs = NULL;
-	const struct store_opts *o = h->opts;
-	CURL *c = h->curl;
-	CURLcode cc;
+	const struct http_req *q = x->req;
+	CURL *c = x->curl;
 
-	http_resp_free(resp);
-	resp->body = BUF_INIT(HTTP_BODY_MAX);
-	h->errbuf[0] = 0;
+	http_resp_free(x->resp);
+	x->resp->body = BUF_INIT(HTTP_BODY_MAX);
+	x->errbuf[0] = 0;
+	x->upload_pos = 0;
+	x->sink_err = 0;
+	x->hdrs = NULL;
 
 	curl_easy_reset(c);
 	for (struct curl_slist *l = q->headers; l; l = l->next)
-		hdrs = curl_slist_append(hdrs, l->data);
+		x->hdrs = curl_slist_append(x->hdrs, l->data);
 	/* No 100-continue round trip. Not with SigV4: libcurl 7.88 then lists
 	 * "expect" in SignedHeaders without sending it (curl issue 11664). */
 	if (!q->aws_sigv4)
-		hdrs = curl_slist_append(hdrs, "Expect:");
+		x->hdrs = curl_slist_append(x->hdrs, "Expect:");
 
 	curl_easy_setopt(c, CURLOPT_URL, q->url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (o->ca_file)
+	if (o->ca_blob) {
+		struct curl_blob blob = { .data = o->ca_blob, .len = o->ca_blob_len, .flags = CURL_BLOB_NOCOPY };
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+	} else if (o->ca_file) {
 		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+	}
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)(o->connect_timeout ? o->connect_timeout : 15));
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(o->io_timeout ? o->io_timeout : 60));
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "gdroot/" GDROOT_VERSION);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, h->progress && h->progress->fn ? 0L : 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, x->progress && x->progress->fn ? 0L : 1L);
 	if (q->aws_sigv4) {
 		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, q->aws_sigv4);
 		curl_easy_setopt(c, CURLOPT_USERPWD, q->userpwd);
@@ -315,9 +314,9 @@ int http_do(struct http *h, const struct http_req *q, struct http_resp *resp)
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->body_len);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, &x);
+		curl_easy_setopt(c, CURLOPT_READDATA, x);
 		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, &x);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, x);
 		if (!streq(q->method, "PUT"))
 			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	} else if (q->body || streq(q->method, "POST") || streq(q->method, "PUT") ||
@@ -329,23 +328,38 @@ int http_do(struct http *h, const struct http_req *q, struct http_resp *resp)
 	} else if (!streq(q->method, "GET")) {
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	}
+	if (x->stats)
+		x->stats->requests++;
+}
 
-	h->stats->requests++;
-	cc = curl_easy_perform(c);
-	curl_slist_free_all(hdrs);
+int http_xfer_finish(struct http_xfer *x, CURLcode cc)
+{
+	const struct http_req *q = x->req;
+	struct http_resp *resp = x->resp;
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
 	resp->curl_code = cc;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-	h->stats->bytes_in += resp->sunk;
+	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_off_t up = 0;
-	if (curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK && up > 0 &&
-	    (q->body_fd >= 0 || q->body))
-		h->stats->bytes_out += (uint64_t)up;
-
-	if (x.sink_err)
-		return x.sink_err;
+	if (x->stats) {
+		x->stats->bytes_in += resp->sunk;
+		if (curl_easy_getinfo(x->curl, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK && up > 0 &&
+		    (q->body_fd >= 0 || q->body))
+			x->stats->bytes_out += (uint64_t)up;
+	}
+	if (x->sink_err)
+		return x->sink_err;
 	if (cc != CURLE_OK)
 		return http_curl_errno(cc);
 	return 0;
+}
+
+int http_do(struct http *h, const struct http_req *q, struct http_resp *resp)
+{
+	struct http_xfer x = { .curl = h->curl, .req = q, .resp = resp, .progress = h->progress,
+			       .stats = h->stats, .errbuf = h->errbuf };
+	http_xfer_setup(&x, h->opts);
+	return http_xfer_finish(&x, curl_easy_perform(h->curl));
 }
 
 static uint64_t rand_u64(void)
@@ -370,7 +384,7 @@ uint64_t retry_backoff_ms(const struct store_opts *o, unsigned attempt)
 	return d > cap ? cap : d;
 }
 
-bool retry_wait(struct retry *r, long retry_after, const char *what)
+bool retry_next(struct retry *r, long retry_after, const char *what, uint64_t *wait_ms)
 {
 	unsigned max = r->opts->retries_set ? r->opts->retries : 10;
 	if (r->attempt >= max) {
@@ -385,31 +399,24 @@ bool retry_wait(struct retry *r, long retry_after, const char *what)
 	r->attempt++;
 	if (r->stats)
 		r->stats->retries++;
-	if (r->attempt >= 3)
-		log_warn("%s; retry %u/%u in %.1f s", what, r->attempt, max, (double)ms / 1000);
+	if (r->attempt >= 3 && r->attempt % 10 == 3)
+		log_warn("%s; retry %u in %.1f s", what, r->attempt, (double)ms / 1000);
 	else
-		log_debug("%s; retry %u/%u in %.1f s", what, r->attempt, max, (double)ms / 1000);
+		log_debug("%s; retry %u in %.1f s", what, r->attempt, (double)ms / 1000);
+	*wait_ms = ms;
+	return true;
+}
+
+bool retry_wait(struct retry *r, long retry_after, const char *what)
+{
+	uint64_t ms;
+	if (!retry_next(r, retry_after, what, &ms))
+		return false;
 	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 	return true;
 }
-
-/* Sits between curl and the caller's sink. On the first body byte it learns
- * where the body starts (206: Content-Range, checked against the request;
- * 200: a server that ignored Range, so byte 0) and then drops bytes before
- * the wanted range and after it. */
-struct range_sink {
-	struct store_sink sink;
-	struct store_sink *next;
-	struct http *h;
-	const struct http_resp *rs;
-	const char *what;
-	bool started;
-	uint64_t pos;		/* object offset of the next byte from curl */
-	uint64_t want;		/* object offset of the next byte to deliver */
-	uint64_t end;		/* one past the last byte wanted */
-};
 
 /* Parse "bytes A-B/N" (N may be "*"). */
 static int parse_content_range(const char *s, uint64_t *a, uint64_t *b)
@@ -422,20 +429,24 @@ static int parse_content_range(const char *s, uint64_t *a, uint64_t *b)
 	return 0;
 }
 
+/* Sits between curl and the caller's sink. On the first body byte it learns
+ * where the body starts (206: Content-Range, checked against the request;
+ * 200: a server that ignored Range, so byte 0) and then drops bytes before
+ * the wanted range and after it. */
 static int range_sink_write(struct store_sink *s, const void *p, size_t n)
 {
-	struct range_sink *r = (struct range_sink *)s;
+	struct http_range *r = (struct http_range *)s;
 	const char *b = p;
 
 	if (!r->started) {
 		long status = 0;
 		r->started = true;
-		curl_easy_getinfo(r->h->curl, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (status == 206) {
 			uint64_t a, z;
 			if (parse_content_range(r->rs->content_range, &a, &z) < 0 || a != r->want)
 				return log_error_errno(-EPROTO, "%s: server sent range '%s' for bytes %llu-",
-						       r->what, r->rs->content_range ? r->rs->content_range : "(none)",
+						       r->g.what, r->rs->content_range ? r->rs->content_range : "(none)",
 						       (unsigned long long)r->want);
 			r->pos = a;
 		} else {
@@ -456,87 +467,123 @@ static int range_sink_write(struct store_sink *s, const void *p, size_t n)
 	return to == r->end ? -ECANCELED : 0;
 }
 
+void http_range_init(struct http_range *r, const struct http_ranged *g, const struct store_opts *o,
+		     struct store_stats *stats, uint64_t off, uint64_t len, struct store_sink *next)
+{
+	memset(r, 0, sizeof(*r));
+	r->sink.write = range_sink_write;
+	r->g = *g;
+	r->next = next;
+	r->off = r->want = off;
+	r->len = len;
+	r->end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+	r->rt = RETRY_INIT(o, stats);
+}
+
+int http_range_begin(struct http_range *r, struct http_req *q, CURL *curl, struct http_resp *rs)
+{
+	memset(q, 0, sizeof(*q));
+	q->method = "GET";
+	q->body_fd = -1;
+	q->sink = &r->sink;
+	r->curl = curl;
+	r->rs = rs;
+	r->started = false;
+	r->before = r->want;
+	if (r->end == UINT64_MAX)
+		snprintf(r->range, sizeof(r->range), "Range: bytes=%llu-", (unsigned long long)r->want);
+	else
+		snprintf(r->range, sizeof(r->range), "Range: bytes=%llu-%llu", (unsigned long long)r->want,
+			 (unsigned long long)(r->end - 1));
+	int e = r->g.prep(r->g.ud, q);
+	if (e < 0)
+		return e;
+	q->headers = curl_slist_append(q->headers, r->range);
+	q->progress_base = r->want - r->off;
+	q->progress_total = r->end == UINT64_MAX ? 0 : r->len;
+	return 0;
+}
+
+static const char *http_range_strerror(const struct http_range *r, const char *errbuf)
+{
+	if (errbuf && errbuf[0])
+		return errbuf;
+	return curl_easy_strerror(r->rs->curl_code);
+}
+
+int http_range_end(struct http_range *r, struct http_req *q, int res, const char *errbuf, uint64_t *wait_ms)
+{
+	struct http_resp *rs = r->rs;
+	bool retry = false;
+	int e;
+
+	r->g.unprep(r->g.ud, q);
+	if (res == -ECANCELED)
+		res = 0; /* we had every byte we wanted and cut the rest */
+	if (res == -EPROTO)
+		return res;
+	if (rs->status == 416 && (res == 0 || rs->sunk == 0))
+		return 0; /* nothing at or past want: the end */
+	if (rs->status == 200 || rs->status == 206) {
+		if (res == 0)
+			return 0; /* complete: the range or the object's end */
+		if (res != -ECONNRESET && res != -ETIMEDOUT && res != -EIO)
+			return res; /* the caller's sink failed */
+		/* Cut off mid-body: resume from want, with a fresh budget when
+		 * this attempt made progress. */
+		if (r->want > r->before)
+			r->rt.attempt = 0;
+		_cleanup_free_ char *what = xasprintf("%s: %s after %llu bytes", r->g.what,
+						      http_range_strerror(r, errbuf),
+						      (unsigned long long)(r->want - r->before));
+		if (!retry_next(&r->rt, -1, what, wait_ms))
+			return log_error_errno(res, "%s: transfer kept breaking off", r->g.what);
+		return 1;
+	}
+	if (res < 0 && rs->status == 0) {
+		if (!http_curl_retryable(rs->curl_code))
+			return log_error_errno(res, "%s: %s", r->g.what, http_range_strerror(r, errbuf));
+		_cleanup_free_ char *what = xasprintf("%s: %s", r->g.what, http_range_strerror(r, errbuf));
+		if (!retry_next(&r->rt, -1, what, wait_ms))
+			return log_error_errno(res, "%s: %s", r->g.what, http_range_strerror(r, errbuf));
+		return 1;
+	}
+	e = r->g.fail(r->g.ud, rs, &retry);
+	if (!retry)
+		return e;
+	if (rs->status == 401) {
+		*wait_ms = 0; /* the token was dropped: try again at once */
+		return 1;
+	}
+	_cleanup_free_ char *what = xasprintf("%s: HTTP %ld", r->g.what, rs->status);
+	if (!retry_next(&r->rt, rs->retry_after, what, wait_ms))
+		return log_error_errno(e, "%s: HTTP %ld after every retry", r->g.what, rs->status);
+	return 1;
+}
+
 int64_t http_get_range(struct http *h, const struct http_ranged *g, uint64_t off,
 		       uint64_t len, struct store_sink *sink)
 {
-	struct retry rt = RETRY_INIT(h->opts, h->stats);
+	struct http_range r;
 	struct http_resp rs = { 0 };
-	uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
-	struct range_sink rsk = { .sink = { range_sink_write }, .next = sink, .h = h,
-				  .rs = &rs, .what = g->what, .want = off, .end = end };
-	int r;
+	int e;
 
 	if (len == 0)
 		return 0;
+	http_range_init(&r, g, h->opts, h->stats, off, len, sink);
 	for (;;) {
-		struct http_req q = { .method = "GET", .body_fd = -1, .sink = &rsk.sink };
-		char range[80];
-		bool retry = false;
-		uint64_t before = rsk.want;
-
-		if (rsk.end == UINT64_MAX)
-			snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)rsk.want);
-		else
-			snprintf(range, sizeof(range), "Range: bytes=%llu-%llu",
-				 (unsigned long long)rsk.want, (unsigned long long)(rsk.end - 1));
-		r = g->prep(g->ud, &q);
-		if (r < 0)
+		struct http_req q;
+		uint64_t ms = 0;
+		e = http_range_begin(&r, &q, h->curl, &rs);
+		if (e < 0)
 			break;
-		q.headers = curl_slist_append(q.headers, range);
-		q.progress_base = rsk.want - off;
-		q.progress_total = rsk.end == UINT64_MAX ? 0 : len;
-		rsk.started = false;
-		r = http_do(h, &q, &rs);
-		g->unprep(g->ud, &q);
-
-		if (r == -ECANCELED)
-			r = 0; /* we had every byte we wanted and cut the rest */
-		if (r == -EPROTO)
+		e = http_range_end(&r, &q, http_do(h, &q, &rs), h->errbuf, &ms);
+		if (e <= 0)
 			break;
-		if (rs.status == 416 && (r == 0 || rs.sunk == 0)) {
-			r = 0; /* nothing at or past want: the end */
-			break;
-		}
-		if (rs.status == 200 || rs.status == 206) {
-			if (r == 0)
-				break; /* complete: either the range or the object's end */
-			if (r != -ECONNRESET && r != -ETIMEDOUT && r != -EIO)
-				break; /* the caller's sink failed */
-			/* Cut off mid-body: resume from want. */
-			if (rsk.want > before)
-				rt.attempt = 0; /* progress was made: a fresh budget */
-			_cleanup_free_ char *what = xasprintf("%s: %s after %llu bytes", g->what,
-							      http_strerror(h, &rs),
-							      (unsigned long long)(rsk.want - before));
-			if (!retry_wait(&rt, -1, what)) {
-				r = log_error_errno(r, "%s: transfer kept breaking off", g->what);
-				break;
-			}
-			continue;
-		}
-		if (r < 0 && rs.status == 0) {
-			if (!http_curl_retryable(rs.curl_code)) {
-				r = log_error_errno(r, "%s: %s", g->what, http_strerror(h, &rs));
-				break;
-			}
-			_cleanup_free_ char *what = xasprintf("%s: %s", g->what, http_strerror(h, &rs));
-			if (!retry_wait(&rt, -1, what)) {
-				r = log_error_errno(r, "%s: %s", g->what, http_strerror(h, &rs));
-				break;
-			}
-			continue;
-		}
-		r = g->fail(g->ud, &rs, &retry);
-		if (!retry)
-			break;
-		_cleanup_free_ char *what = xasprintf("%s: HTTP %ld", g->what, rs.status);
-		if (!retry_wait(&rt, rs.retry_after, what)) {
-			r = log_error_errno(r, "%s: HTTP %ld after every retry", g->what, rs.status);
-			break;
-		}
+		struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
 	}
 	http_resp_free(&rs);
-	if (r < 0)
-		return r;
-	return (int64_t)(rsk.want - off);
+	return e < 0 ? e : http_range_count(&r);
 }

@@ -51,6 +51,24 @@ struct http_resp {
 	CURLcode curl_code;
 };
 
+/* One transfer on a curl easy handle, for http_do and the multi engine
+ * (http-multi.c): setup configures curl for req (after curl_easy_reset)
+ * and empties resp; finish, after the transfer ended with cc, completes
+ * resp and the counters and returns what http_do returns. */
+struct http_xfer {
+	CURL *curl;
+	const struct http_req *req;
+	struct http_resp *resp;
+	struct store_progress *progress;	/* may be NULL */
+	struct store_stats *stats;		/* may be NULL */
+	char *errbuf;				/* CURL_ERROR_SIZE bytes */
+	struct curl_slist *hdrs;		/* private */
+	uint64_t upload_pos;			/* private */
+	int sink_err;				/* private */
+};
+void http_xfer_setup(struct http_xfer *x, const struct store_opts *o);
+int http_xfer_finish(struct http_xfer *x, CURLcode cc);
+
 /* Set up h for a store; 0 or -errno. */
 int http_init(struct http *h, const struct store_opts *opts,
 	      struct store_stats *stats, struct store_progress *progress);
@@ -82,6 +100,10 @@ struct retry {
 };
 #define RETRY_INIT(o, s) ((struct retry){ .opts = (o), .stats = (s) })
 
+/* After a retryable failure of what (for the log): the wait before the
+ * next attempt in *wait_ms (at least retry_after seconds when >= 0), or
+ * false when the retry budget is spent. Does not sleep. */
+bool retry_next(struct retry *r, long retry_after, const char *what, uint64_t *wait_ms);
 /* Called after a retryable failure of what (for the log). Sleeps the
  * backoff, at least retry_after seconds when >= 0, and returns true; or
  * returns false when the retry budget is spent. */
@@ -110,5 +132,29 @@ struct http_ranged {
  * -errno (logged). */
 int64_t http_get_range(struct http *h, const struct http_ranged *g, uint64_t off,
 		       uint64_t len, struct store_sink *sink);
+
+/* The state of one ranged GET across attempts, for callers that run the
+ * attempts themselves (http_get_range, the multi engine). */
+struct http_range {
+	struct store_sink sink;		/* what the transfer writes to: first */
+	struct http_ranged g;
+	struct store_sink *next;	/* the caller's sink */
+	CURL *curl;			/* of the current attempt */
+	struct http_resp *rs;		/* of the current attempt */
+	bool started;
+	uint64_t pos, want, end, off, len, before;
+	struct retry rt;
+	char range[80];
+};
+void http_range_init(struct http_range *r, const struct http_ranged *g, const struct store_opts *o,
+		     struct store_stats *stats, uint64_t off, uint64_t len, struct store_sink *next);
+/* Fill q for the next attempt on curl, answered into rs. 0 or -errno. */
+int http_range_begin(struct http_range *r, struct http_req *q, CURL *curl, struct http_resp *rs);
+/* Judge an attempt that returned res (http_do's or http_xfer_finish's
+ * result; errbuf is curl's error text): 0 complete, 1 try again after
+ * *wait_ms, or -errno (logged). Calls g->unprep. */
+int http_range_end(struct http_range *r, struct http_req *q, int res, const char *errbuf, uint64_t *wait_ms);
+/* Bytes delivered so far. */
+static inline int64_t http_range_count(const struct http_range *r) { return (int64_t)(r->want - r->off); }
 
 #endif

@@ -416,6 +416,33 @@ static int64_t gd_get(struct store *st, const char *key, uint64_t off, uint64_t 
 	return n;
 }
 
+/* A get description for the multi engine: the same callbacks as gd_get. */
+struct gd_ranged {
+	struct get_ctx c;
+	char what[STORE_KEY_MAX + 64];
+};
+
+static int gd_ranged(struct store *st, const char *key, struct http_ranged *g, void **ctx)
+{
+	struct gd *gd = st->priv;
+	struct gd_entry *e;
+	int r = gd_lookup(gd, key, &e, false);
+	if (r < 0)
+		return r;
+	struct gd_ranged *x = xcalloc(1, sizeof(*x));
+	x->c.g = gd;
+	snprintf(x->c.url, sizeof(x->c.url), "%s/drive/v3/files/%s?alt=media&supportsAllDrives=true", gd->api, e->id);
+	snprintf(x->what, sizeof(x->what), "%s: get %s", st->url, key);
+	*g = (struct http_ranged){ get_prep, get_unprep, get_fail, &x->c, x->what };
+	*ctx = x;
+	return 0;
+}
+
+static void gd_ranged_free(void *ctx)
+{
+	free(ctx);
+}
+
 /* --- put --- */
 
 static int src_md5(const struct store_src *src, char out[33])
@@ -816,4 +843,6 @@ const struct store_ops store_gdrive_ops = {
 	.del = gd_del,
 	.stat = gd_stat,
 	.close = gd_close,
+	.ranged = gd_ranged,
+	.ranged_free = gd_ranged_free,
 };

@@ -341,6 +341,34 @@ static int64_t s3_get(struct store *st, const char *key, uint64_t off, uint64_t 
 	return n < 0 ? n : n + (int64_t)sunk;
 }
 
+/* A get description for the multi engine: the same callbacks as s3_get. */
+struct s3_ranged {
+	struct s3_get g;
+	char *url;
+	char *what;
+};
+
+static int s3_ranged(struct store *st, const char *key, struct http_ranged *g, void **ctx)
+{
+	struct s3 *s = st->priv;
+	struct s3_ranged *x = xcalloc(1, sizeof(*x));
+	x->url = s3_obj_url(s, key);
+	x->what = xasprintf("%s: get %s", st->url, key);
+	x->g = (struct s3_get){ .st = st, .url = x->url, .what = x->what };
+	*g = (struct http_ranged){ .prep = s3_get_prep, .unprep = s3_get_unprep, .fail = s3_get_fail,
+				   .ud = &x->g, .what = x->what };
+	*ctx = x;
+	return 0;
+}
+
+static void s3_ranged_free(void *ctx)
+{
+	struct s3_ranged *x = ctx;
+	free(x->url);
+	free(x->what);
+	free(x);
+}
+
 /* The base64 MD5 of what src holds, for Content-MD5: S3 refuses a body
  * that arrives damaged (BadDigest) instead of storing it. */
 static int s3_src_md5(const struct store_src *src, char out[32])
@@ -697,4 +725,6 @@ const struct store_ops store_s3_ops = {
 	.del = s3_del,
 	.stat = s3_stat,
 	.close = s3_close,
+	.ranged = s3_ranged,
+	.ranged_free = s3_ranged_free,
 };

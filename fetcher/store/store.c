@@ -93,6 +93,10 @@ int store_opts_set(struct store_opts *o, const char *name, const char *value)
 void store_opts_copy(struct store_opts *dst, const struct store_opts *src)
 {
 	*dst = *src;
+	if (src->ca_blob) {
+		dst->ca_blob = xmalloc(src->ca_blob_len + 1);
+		memcpy(dst->ca_blob, src->ca_blob, src->ca_blob_len);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(opt_defs); i++) {
 		if (opt_defs[i].kind != OPT_STR)
 			continue;
@@ -104,6 +108,8 @@ void store_opts_copy(struct store_opts *dst, const struct store_opts *src)
 
 void store_opts_free(struct store_opts *o)
 {
+	free(o->ca_blob);
+	o->ca_blob = NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(opt_defs); i++) {
 		if (opt_defs[i].kind != OPT_STR)
 			continue;
@@ -359,4 +365,20 @@ int store_stat(struct store *st, const char *key, struct store_obj *obj)
 	memset(obj, 0, sizeof(*obj));
 	obj->mtime = -1;
 	return st->ops->stat(st, key, obj);
+}
+
+int store_ranged(struct store *st, const char *key, struct http_ranged *g, void **ctx)
+{
+	int r = check_key(st, key);
+	if (r < 0)
+		return r;
+	if (!st->ops->ranged)
+		return -EOPNOTSUPP;
+	return st->ops->ranged(st, key, g, ctx);
+}
+
+void store_ranged_free(struct store *st, void *ctx)
+{
+	if (ctx && st->ops->ranged_free)
+		st->ops->ranged_free(ctx);
 }

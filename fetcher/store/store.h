@@ -32,6 +32,10 @@
  * store_opts_set/store_opts_free). Zero values mean "default". */
 struct store_opts {
 	char *ca_file;		  /* CA bundle for TLS; NULL: system default */
+	void *ca_blob;		  /* the CA bundle in memory (a daemon that must
+				     outlive its root sets it); overrides ca_file;
+				     owned, not an option name */
+	size_t ca_blob_len;
 	unsigned connect_timeout; /* seconds; default 15 */
 	unsigned io_timeout;	  /* abort a transfer stalled this many s; 60 */
 	unsigned retries;	  /* attempts after the first; default 10 */
@@ -105,6 +109,7 @@ struct store_stats {
 };
 
 struct store;
+struct http_ranged;
 typedef int (*store_list_fn)(void *ud, const struct store_obj *obj);
 
 struct store_ops {
@@ -117,6 +122,12 @@ struct store_ops {
 	int (*del)(struct store *st, const char *key);
 	int (*stat)(struct store *st, const char *key, struct store_obj *obj);
 	void (*close)(struct store *st);
+	/* For many reads in flight (http-multi.h): describe a ranged GET of
+	 * key in *g, whose ud (*ctx) lives until ranged_free(*ctx). NULL for
+	 * backends that are not HTTP. Called from the one thread that uses
+	 * the store. */
+	int (*ranged)(struct store *st, const char *key, struct http_ranged *g, void **ctx);
+	void (*ranged_free)(void *ctx);
 };
 
 struct store {
@@ -157,6 +168,12 @@ int store_list(struct store *st, const char *prefix, store_list_fn fn, void *ud)
 int store_del(struct store *st, const char *key);
 /* Size and times of key, or -ENOENT. */
 int store_stat(struct store *st, const char *key, struct store_obj *obj);
+
+/* A ranged-GET description of key for the multi engine (see the ops).
+ * Returns 0, -EOPNOTSUPP for a backend that is not HTTP, or -errno
+ * (-ENOENT: no such object). Free with store_ranged_free. */
+int store_ranged(struct store *st, const char *key, struct http_ranged *g, void **ctx);
+void store_ranged_free(struct store *st, void *ctx);
 
 /* Backends, for store.c's table. */
 extern const struct store_ops store_file_ops;
