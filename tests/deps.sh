@@ -16,7 +16,7 @@ APT_PACKAGES=(
 	# tests and the Drive emulator
 	python3 python3-pytest python3-cryptography curl openssl ca-certificates
 	squashfs-tools procps psmisc iproute2 util-linux acl libcap2-bin
-	zstd xz-utils tar
+	zstd xz-utils tar debootstrap
 )
 
 SUDO=
