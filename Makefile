@@ -16,7 +16,7 @@ Q := @
 msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
-PKGS := libcurl jansson libxml-2.0 openssl
+PKGS := libcurl jansson libxml-2.0 openssl fuse3 liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -34,8 +34,9 @@ LDLIBS := $(PKG_LIBS) -lpthread
 # The library every program links: utilities, the store client, and the
 # image format (squash/*.c except the gdroot command's own files).
 CLI_SRC := squash/gdroot.c squash/cli.c $(wildcard squash/cmd-*.c)
-LIB_SRC := $(wildcard fetcher/util/*.c) $(wildcard fetcher/store/*.c) \
-	$(filter-out $(CLI_SRC),$(wildcard squash/*.c))
+FETCHER_MAIN := fetcher/gdroot-fetcher.c
+LIB_SRC := $(filter-out $(FETCHER_MAIN),$(wildcard fetcher/*.c)) $(wildcard fetcher/util/*.c) \
+	$(wildcard fetcher/store/*.c) $(filter-out $(CLI_SRC),$(wildcard squash/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
 LIB := $(O)/libgdroot.a
 
@@ -48,7 +49,7 @@ UNIT_BIN := $(UNIT_SRC:%.c=$(O)/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BIN := $(FUZZ_SRC:%.c=$(O)/%)
 
-PROGS := $(O)/gdroot
+PROGS := $(O)/gdroot $(O)/gdroot-fetcher
 
 .SECONDARY:
 .PHONY: all clean deps check check-unit fuzz fuzz-build asan valgrind demo bench-store help
@@ -86,6 +87,10 @@ $(O)/tests/tools/%: tests/tools/%.c $(LIB)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags fuse3) -MMD -MP -o $@ $< $(LIB) $(LDLIBS) $(shell pkg-config --libs fuse3)
+
+$(O)/gdroot-fetcher: $(O)/$(FETCHER_MAIN:.c=.o) $(O)/squash/cli.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@.tmp $^ $(LDLIBS) && mv -f $@.tmp $@
 
 $(O)/tests/unit/%: tests/unit/%.c $(LIB)
 	$(call msg,CC,$<)

@@ -50,9 +50,11 @@ static int other_setting(void *ud, const char *name, const char *value)
 		return 0;
 	}
 	/* Settings of other parts (the fetcher, the init) share the file. */
-	if (startswith(name, "fetcher_") || startswith(name, "boot_") || startswith(name, "commit_") ||
-	    streq(name, "cache") || streq(name, "upper"))
+	if (startswith(name, "fetcher_") || startswith(name, "boot_") || startswith(name, "commit_")) {
+		c->extra = xrealloc(c->extra, (c->nextra + 1) * sizeof(*c->extra));
+		c->extra[c->nextra++] = xasprintf("%s=%s", name, value);
 		return 0;
+	}
 	return -ENOENT;
 }
 
@@ -156,8 +158,20 @@ int cli_init(struct cli *c, int *argc, char **argv)
 	return 0;
 }
 
+const char *cli_setting(const struct cli *c, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = c->nextra; i-- > 0;)
+		if (strncmp(c->extra[i], name, n) == 0 && c->extra[i][n] == '=')
+			return c->extra[i] + n + 1;
+	return NULL;
+}
+
 void cli_free(struct cli *c)
 {
+	for (size_t i = 0; i < c->nextra; i++)
+		free(c->extra[i]);
+	free(c->extra);
 	free(c->signing_key);
 	free(c->public_key);
 	store_opts_free(&c->opts);

@@ -22,6 +22,8 @@ struct cli {
 	char *signing_key;	/* signing_key = (push, commit) */
 	char *public_key;	/* public_key = (everything that reads) */
 	bool unsigned_store;	/* --unsigned or unsigned = true */
+	char **extra;		/* "name=value" of other parts' settings */
+	size_t nextra;
 	bool quiet;
 };
 
@@ -38,6 +40,9 @@ int cli_open_store(struct cli *c, struct store **out);
  * Errors are printed; returns 0 or -errno. */
 #include <openssl/evp.h>
 int cli_load_keys(struct cli *c, EVP_PKEY **priv, EVP_PKEY **pub);
+/* The value of another part's setting (fetcher_*, boot_*, commit_*) from
+ * the config file, or NULL. */
+const char *cli_setting(const struct cli *c, const char *name);
 /* GEN as typed: a number, or "latest" (the newest valid generation). */
 int parse_generation(struct store *st, const char *s, EVP_PKEY *pub, uint64_t *gen);
 /* Help for the shared options, for subcommands' --help. */
@@ -63,5 +68,7 @@ int cmd_push(struct cli *c, int argc, char **argv);
 int cmd_log(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_boot_done(struct cli *c, int argc, char **argv);
 
 #endif
