@@ -21,6 +21,8 @@ static const struct {
 	{ "keygen", cmd_keygen, "make an Ed25519 key pair for signing manifests" },
 	{ "store", cmd_store, "read and write objects in a store (ls, stat, get, put, rm)" },
 	{ "auth", cmd_auth, "get a Google Drive refresh token (OAuth device flow)" },
+	{ "status", cmd_status, "show the running fetcher's cache, fetches and prefetch" },
+	{ "boot-done", cmd_boot_done, "tell the fetcher the boot is complete (save the profile)" },
 };
 
 static void usage(FILE *f)
