@@ -107,7 +107,7 @@ static void *prefetch_thread(void *arg)
 		stage_read(p->stage.next, &x->rq);
 	}
 	pthread_mutex_lock(&p->lock);
-	while (p->outstanding > 0)
+	while (p->outstanding > 0 && !p->stop)
 		pthread_cond_wait(&p->cond, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 	log_info("prefetch: done, %llu of %llu profile chunks", (unsigned long long)p->done,
@@ -154,7 +154,7 @@ static void prefetch_stats(struct stage *s, struct stage_stats *st)
 	pthread_mutex_unlock(&p->lock);
 }
 
-static void prefetch_destroy(struct stage *s)
+void prefetch_stop(struct stage *s)
 {
 	struct prefetch *p = s->priv;
 	pthread_mutex_lock(&p->lock);
@@ -163,6 +163,18 @@ static void prefetch_destroy(struct stage *s)
 	pthread_mutex_unlock(&p->lock);
 	if (p->running)
 		pthread_join(p->thread, NULL);
+	p->running = false;
+}
+
+static void prefetch_destroy(struct stage *s)
+{
+	struct prefetch *p = s->priv;
+	prefetch_stop(s);
+	/* Reads still in the pipeline call pf_done, which needs p. */
+	pthread_mutex_lock(&p->lock);
+	while (p->outstanding > 0)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
 	for (size_t l = 0; l < p->nlayers; l++)
 		free(p->seen[l]);
 	free(p->seen);

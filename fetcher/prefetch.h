@@ -19,6 +19,10 @@ struct stage *prefetch_stage_new(struct stage *next, const struct index *const *
 /* Prefetch these chunks, in order, in a background thread; hashes no layer
  * holds are skipped. The list is copied. Call at most once. */
 void prefetch_start(struct stage *s, const uint8_t (*sha)[32], size_t n);
+/* Stop issuing prefetch reads and join the thread; reads already issued
+ * complete as usual. For an orderly shutdown: stop, then destroy the stages
+ * from the net end, then this one. */
+void prefetch_stop(struct stage *s);
 /* The hashes of the chunks read on demand since the stage started, in
  * first-read order; *out is malloc'd and owned by the caller. */
 size_t prefetch_recorded(struct stage *s, uint8_t (**out)[32]);

@@ -85,6 +85,11 @@ static int scan_one(const char *path, const struct stat *st, int type, struct FT
 		rep->subsec++;
 		finding(rep, path, "subsecond-mtime");
 	}
+	if (S_ISCHR(st->st_mode) && st->st_rdev == 0) {
+		finding(rep, path, "whiteout-device");
+		show(rep, path, "is a 0:0 character device, which overlayfs reads as a whiteout: it will be "
+				"hidden in the booted system");
+	}
 	if (S_ISLNK(st->st_mode) && st->st_nlink > 1) {
 		finding(rep, path, "hardlinked-symlink");
 		show(rep, path, "is a symlink with several hard links; squashfs may store them as separate symlinks");

@@ -223,7 +223,7 @@ void http_multi_free(struct http_multi *m)
 			http_xfer_finish(&x->x, CURLE_ABORTED_BY_CALLBACK);
 			x->range.g.unprep(x->range.g.ud, &x->req);
 		}
-		xfer_free(x);
+		xfer_finish(x, -ECANCELED);
 	}
 	m->waiting = NULL;
 	curl_multi_cleanup(m->multi);

@@ -21,7 +21,7 @@ typedef void (*http_multi_done_fn)(void *ud, int64_t result);
 /* opts and stats are borrowed and must outlive the engine. NULL on
  * failure (logged). */
 struct http_multi *http_multi_new(const struct store_opts *opts, struct store_stats *stats);
-/* Ends every transfer (done is not called) and frees. */
+/* Ends every transfer, calling its done with -ECANCELED, and frees. */
 void http_multi_free(struct http_multi *m);
 
 /* Start a ranged GET of [off, off+len) described by g (copied; g->ud must

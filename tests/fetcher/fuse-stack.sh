@@ -41,7 +41,11 @@ want=$(sha256sum <"$TEST_TMP/tree/random-48m")
 echo "== fidelity through the whole stack"
 fetcher_start a -c "$CONF"
 stack_up a
-"$PY" "$F/treecmp.py" "$TEST_TMP/tree" "$TEST_TMP/a/root" >"$TEST_TMP/cmp.out" ||
+# A 0:0 character device in a lower layer is a whiteout to overlayfs, so
+# it cannot show through one (push warns about it); and the root
+# directory's mtime moves when the test writes to the overlay below.
+OVL_IGNORE=(--ignore devices/char-0-0)
+"$PY" "$F/treecmp.py" "${OVL_IGNORE[@]}" "$TEST_TMP/tree" "$TEST_TMP/a/root" >"$TEST_TMP/cmp.out" ||
 	fail "tree differs through the stack: $(head -20 "$TEST_TMP/cmp.out")"
 cat "$TEST_TMP/cmp.out"
 "$GDROOT" status --socket "$TEST_TMP/a/sock" >"$TEST_TMP/status.out" || fail "gdroot status"
@@ -86,7 +90,7 @@ echo "== a tampered chunk is detected and never served"
 blob=$(ls -S "$EMU_DATA"/blobs/* 2>/dev/null | head -n1)
 [ -n "$blob" ] || blob=$(find "$EMU_DATA" -type f -size +1M | xargs ls -S | head -n1)
 [ -n "$blob" ] || fail "no blob in the emulator's data"
-"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(12345); b = f.read(1); f.seek(12345); f.write(bytes([b[0] ^ 0x40]))' "$blob"
+"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(8 << 20); b = f.read(1); f.seek(8 << 20); f.write(bytes([b[0] ^ 0x40]))' "$blob"
 fetcher_start c -c "$CONF" --profile-timeout 0 --no-prefetch
 stack_up c
 errs=0
@@ -97,16 +101,16 @@ done < <(find "$TEST_TMP/c/root" -type f -size +0 -print0)
 grep -q 'wrong hash' "$TEST_TMP/c/fetcher.log" || fail "the fetcher did not report the bad chunk: $(tail "$TEST_TMP/c/fetcher.log")"
 grep -q 'packs/[0-9a-f]\{64\}' "$TEST_TMP/c/fetcher.log" || fail "the report does not name the pack"
 # Nothing that did read may differ from the original.
-"$PY" "$F/treecmp.py" "$TEST_TMP/tree" "$TEST_TMP/c/root" >"$TEST_TMP/cmp.out" 2>&1
+"$PY" "$F/treecmp.py" "${OVL_IGNORE[@]}" "$TEST_TMP/tree" "$TEST_TMP/c/root" >"$TEST_TMP/cmp.out" 2>&1
 if grep -q '^content ' "$TEST_TMP/cmp.out"; then fail "a wrong byte was served: $(grep '^content' "$TEST_TMP/cmp.out" | head -3)"; fi
 stack_down c
-"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(12345); b = f.read(1); f.seek(12345); f.write(bytes([b[0] ^ 0x40]))' "$blob"
+"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(8 << 20); b = f.read(1); f.seek(8 << 20); f.write(bytes([b[0] ^ 0x40]))' "$blob"
 
 echo "== 20% of requests fail with 429 or 5xx: every read completes"
 emu_ctl POST faults '{"rate": 0.2, "codes": [429, 500, 503]}' >/dev/null
 fetcher_start d -c "$CONF" --profile-timeout 0 --no-prefetch
 stack_up d
-"$PY" "$F/treecmp.py" "$TEST_TMP/tree" "$TEST_TMP/d/root" >"$TEST_TMP/cmp.out" || fail "reads under faults: $(head "$TEST_TMP/cmp.out")"
+"$PY" "$F/treecmp.py" "${OVL_IGNORE[@]}" "$TEST_TMP/tree" "$TEST_TMP/d/root" >"$TEST_TMP/cmp.out" || fail "reads under faults: $(head "$TEST_TMP/cmp.out")"
 faults=$(curl -sS "$EMU_URL/_emu/stats" | "$PY" -c 'import json,sys; print(sum(json.load(sys.stdin)["faults"].values()))')
 [ "$faults" -gt 0 ] || fail "no fault was injected"
 stack_down d

@@ -25,14 +25,15 @@ fetcher_start() {
 
 fetcher_stop_dir() { # dir pid
 	local d=$1 pid=$2 i
-	mountpoint -q "$d/fuse" && umount "$d/fuse" 2>/dev/null
+	# Not mountpoint(1): it fails on the mount of a fetcher that died.
+	grep -q " $d/fuse " /proc/mounts && umount "$d/fuse" 2>/dev/null
 	kill "$pid" 2>/dev/null
 	for ((i = 0; i < 100; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
 	kill -9 "$pid" 2>/dev/null
-	mountpoint -q "$d/fuse" && umount -l "$d/fuse" 2>/dev/null
+	grep -q " $d/fuse " /proc/mounts && umount -l "$d/fuse" 2>/dev/null
 	return 0
 }
 
@@ -53,6 +54,18 @@ stack_up() {
 	mount "/dev/zram$z" "$d/upperfs" || fail "mount zram$z"
 	cleanup_fn umount "$d/upperfs"
 	mkdir -p "$d/upperfs/upper" "$d/upperfs/work"
+	# The overlay's root takes the upper root's metadata: give it the
+	# image's (owner, mode, times, xattrs), as overlay-init does.
+	"$PY" - "$d/lower" "$d/upperfs/upper" <<'PYEOF' || fail "copy the root's metadata"
+import os, sys
+src, dst = sys.argv[1], sys.argv[2]
+st = os.lstat(src)
+os.chown(dst, st.st_uid, st.st_gid)
+os.chmod(dst, st.st_mode & 0o7777)
+for name in os.listxattr(src, follow_symlinks=False):
+    os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
+os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+PYEOF
 	mount -t overlay overlay -o "lowerdir=$d/lower,upperdir=$d/upperfs/upper,workdir=$d/upperfs/work" "$d/root" ||
 		fail "mount overlay"
 	cleanup_fn umount "$d/root"
