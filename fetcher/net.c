@@ -40,6 +40,8 @@ struct net {
 	unsigned inflight;		/* net thread only */
 	struct chunk_req *pending[2];	/* net thread only, FIFO */
 	uint64_t fetched_bytes, fetched_requests, errors; /* protected by lock */
+	bool down;			/* net thread only: a request timed out and
+					   nothing has succeeded since */
 };
 
 static void net_read(struct stage *s, struct chunk_req *rq)
@@ -107,6 +109,14 @@ static void batch_done(void *ud, int64_t result)
 	if (result < 0 || b->cur < b->nrq)
 		n->errors++;
 	pthread_mutex_unlock(&n->lock);
+	if (result == -ETIMEDOUT && !n->down) {
+		n->down = true;
+		log_warn("%s: the store is unreachable; failing reads that miss the cache until it answers",
+			 n->st->url);
+	} else if (result >= 0 && n->down) {
+		n->down = false;
+		log_info("%s: the store answers again", n->st->url);
+	}
 	if (b->cur < b->nrq) {
 		char pk[128];
 		pack_key(b->rq[b->cur]->id.pack, pk, sizeof(pk));
@@ -177,7 +187,10 @@ static void batch_start(struct net *n, struct batch *b)
 		batch_done(b, e);
 		return;
 	}
-	uint64_t deadline = n->o.timeout_s ? now_ns() + (uint64_t)n->o.timeout_s * 1000000000ull : 0;
+	/* While the store is known to be down (with a timeout set), a request
+	 * is one probe: it fails at its first error instead of waiting again. */
+	uint64_t deadline = !n->o.timeout_s ? 0 : n->down ? now_ns() + 1
+				: now_ns() + (uint64_t)n->o.timeout_s * 1000000000ull;
 	http_multi_add(n->hm, &g, b->rq[0]->id.pack_off, b->len, &b->sink, deadline, batch_done, b);
 }
 

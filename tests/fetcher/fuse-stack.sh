@@ -34,6 +34,7 @@ echo "store = $STORE" >>"$CONF"
 
 bash "$F/mktree.sh" "$TEST_TMP/tree" >/dev/null || fail mktree
 head -c $((48 << 20)) /dev/urandom >"$TEST_TMP/tree/random-48m"
+head -c $((8 << 20)) /dev/urandom >"$TEST_TMP/tree/random-8m"
 "$GDROOT" -c "$CONF" -k "$TEST_TMP/key.key" push "$TEST_TMP/tree" >/dev/null 2>"$TEST_TMP/push.err" ||
 	fail "push: $(cat "$TEST_TMP/push.err")"
 want=$(sha256sum <"$TEST_TMP/tree/random-48m")
@@ -83,6 +84,22 @@ assert_eq "$(cat "$TEST_TMP/b.rc")" 0 "reader exit status across the outage"
 assert_eq "$(cat "$TEST_TMP/b.sha")" "$want" "bytes read across the outage"
 grep -q 'retry\|Connection refused\|Couldn' "$TEST_TMP/b/fetcher.log" || echo "note: no retry was logged"
 stack_down b
+
+echo "== during an outage cached reads work, and --timeout turns waiting into EIO"
+fetcher_start g -c "$CONF" --profile-timeout 0 --no-prefetch --timeout 3
+stack_up g
+sha256sum <"$TEST_TMP/g/root/random-48m" >/dev/null || fail "first read"
+emu_stop
+drop_caches
+assert_eq "$(sha256sum <"$TEST_TMP/g/root/random-48m")" "$want" "a cached read during the outage"
+# An uncached read fails with EIO once the timeout passes, instead of hanging.
+if timeout 120 cat "$TEST_TMP/g/root/random-8m" >/dev/null 2>"$TEST_TMP/g.err"; then
+	fail "uncached reads succeeded with the store down"
+fi
+grep -q 'Input/output error' "$TEST_TMP/g.err" || fail "the uncached read did not fail with EIO: $(cat "$TEST_TMP/g.err")"
+kill -0 "$FPID_g" || fail "the fetcher exited during the outage"
+emu_start --quiet --port "$EMU_PORT"
+stack_down g
 
 echo "== a tampered chunk is detected and never served"
 # The emulator keeps file contents byte-exact in blob files: flip a byte in
