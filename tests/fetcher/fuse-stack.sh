@@ -18,9 +18,6 @@ requires mksquashfs losetup mkfs.ext4 setcap
 [ -x "$FETCHER" ] || fail "$FETCHER not built"
 F=$TOP/tests/fidelity
 
-before_mounts=$(grep -cE 'fuse|overlay|squashfs' /proc/mounts)
-before_loops=$(losetup -a | wc -l)
-before_zram=$(ls /sys/block | grep -c zram)
 
 emu_start --quiet
 EMU_PORT=${EMU_URL##*:}
@@ -149,8 +146,12 @@ hits=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cache"]["h
 stack_down f
 
 echo "== nothing left behind"
-assert_eq "$(grep -cE 'fuse|overlay|squashfs' /proc/mounts)" "$before_mounts" "mounts"
-assert_eq "$(losetup -a | wc -l)" "$before_loops" "loop devices"
-assert_eq "$(ls /sys/block | grep -c zram)" "$before_zram" "zram devices"
-pgrep -f gdroot-fetcher >/dev/null && fail "a fetcher is still running"
+emu_stop
+# Only what this test made counts (other processes may mount things).
+assert_eq "$(grep -c "$TEST_TMP" /proc/mounts)" 0 "mounts under $TEST_TMP"
+assert_eq "$(losetup -a | grep -c "$TEST_TMP")" 0 "loop devices backed by $TEST_TMP"
+for z in $ZRAM_MADE; do
+	[ ! -e "/sys/block/zram$z" ] || fail "zram$z is still there"
+done
+pgrep -f "$TEST_TMP" >/dev/null && fail "a process of this test is still running: $(pgrep -af "$TEST_TMP")"
 echo ok

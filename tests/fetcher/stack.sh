@@ -47,6 +47,7 @@ stack_up() {
 	mount -t squashfs -o ro "$loop" "$d/lower" || fail "mount squashfs from $loop"
 	cleanup_fn umount "$d/lower"
 	z=$(cat /sys/class/zram-control/hot_add) || fail "zram hot_add"
+	ZRAM_MADE="${ZRAM_MADE:-} $z"
 	cleanup_fn zram_remove "$z"
 	echo lz4 >"/sys/block/zram$z/comp_algorithm" || fail "zram$z: lz4"
 	echo 256M >"/sys/block/zram$z/disksize" || fail "zram$z: disksize"
