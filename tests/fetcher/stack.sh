@@ -48,7 +48,7 @@ stack_up() {
 	cleanup_fn umount "$d/lower"
 	z=$(cat /sys/class/zram-control/hot_add) || fail "zram hot_add"
 	ZRAM_MADE="${ZRAM_MADE:-} $z"
-	cleanup_fn zram_remove "$z"
+	cleanup_fn zram_remove "$z" "$name"
 	echo lz4 >"/sys/block/zram$z/comp_algorithm" || fail "zram$z: lz4"
 	echo 256M >"/sys/block/zram$z/disksize" || fail "zram$z: disksize"
 	mkfs.ext4 -q -F "/dev/zram$z" || fail "mkfs.ext4 zram$z"
@@ -74,12 +74,20 @@ PYEOF
 }
 
 zram_remove() {
-	local z=$1 i
-	for ((i = 0; i < 50; i++)); do
-		echo "$z" >/sys/class/zram-control/hot_remove 2>/dev/null && return 0
+	local z=$1 who=$2 i err
+	# Once removed, the number may be reused by someone else: never touch it again.
+	[ -e "$TEST_TMP/zram-removed-$who" ] && return 0
+	for ((i = 0; i < 100; i++)); do
+		[ -e "/sys/block/zram$z" ] || break
+		err=$( (echo "$z" >/sys/class/zram-control/hot_remove) 2>&1) && break
 		sleep 0.1
 	done
-	echo "could not remove zram$z" >&2
+	if [ -e "/sys/block/zram$z" ] && [ -n "${err:-}" ]; then
+		echo "could not remove zram$z: $err" >&2
+		echo "zram$z: $err" >>"$TEST_TMP/zram-left"
+		return 0
+	fi
+	touch "$TEST_TMP/zram-removed-$who"
 }
 
 # stack_down NAME: undo stack_up and stop the fetcher (in order).
@@ -88,7 +96,7 @@ stack_down() {
 	eval "loop=\${LOOP_$name:-} z=\${ZRAM_$name:-} pid=\${FPID_$name:-}"
 	mountpoint -q "$d/root" && umount "$d/root"
 	mountpoint -q "$d/upperfs" && umount "$d/upperfs"
-	[ -n "$z" ] && zram_remove "$z"
+	[ -n "$z" ] && zram_remove "$z" "$name"
 	mountpoint -q "$d/lower" && umount "$d/lower"
 	[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
 	[ -n "$pid" ] && fetcher_stop_dir "$d" "$pid"
