@@ -52,13 +52,14 @@ FUZZ_BIN := $(FUZZ_SRC:%.c=$(O)/%)
 PROGS := $(O)/gdroot $(O)/gdroot-fetcher
 
 .SECONDARY:
-.PHONY: all clean deps check check-unit fuzz fuzz-build asan valgrind demo bench-store help
+.PHONY: all clean deps check check-vm check-unit fuzz fuzz-build asan valgrind demo bench-store help
 all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
 	@echo "make            build every program ($(O)/gdroot) and unit test"
 	@echo "make deps       install the Debian and npm packages gdroot needs"
 	@echo "make check      run every test that needs no VM"
+	@echo "make check-vm   boot the appliance in QEMU: busybox and Debian roots, failures"
 	@echo "make demo       run the demo on the local Drive emulator"
 	@echo "make fuzz       build and run every libFuzzer target (FUZZ_TIME=s each)"
 	@echo "make asan       run the unit and integration tests under ASan/UBSan"
@@ -118,6 +119,10 @@ deps:
 check: deps all
 	$(Q)O=$(O) tests/run
 
+# The boot in QEMU (TCG): several minutes.
+check-vm: deps all
+	$(Q)O=$(O) GDROOT_TEST_ONLY=vm tests/run
+
 asan:
 	$(Q)$(MAKE) --no-print-directory O=$(O)/asan CC=clang \
 		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" all
@@ -131,6 +136,15 @@ demo: deps all
 
 bench-store: all
 	$(Q)O=$(O) tests/bench/store-throughput.sh
+
+# The appliance: Debian's kernel + a busybox initramfs with the fetcher
+# ($(O)/appliance/vmlinuz, initrd.img). APPLIANCE_ARGS go to build.sh.
+.PHONY: appliance appliance-clean
+appliance: all
+	$(Q)O=$(O) appliance/build.sh $(APPLIANCE_ARGS)
+
+appliance-clean:
+	rm -rf $(O)/appliance
 
 clean:
 	rm -rf $(O)
