@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -261,6 +262,10 @@ int main(int argc, char **argv)
 		/* No /proc (odd): run on as we are. */
 	}
 	log_set_program("gdroot-fetcher");
+	/* Few malloc arenas: FUSE and stage threads otherwise each keep their
+	 * own pools of freed chunk buffers, which is resident memory a
+	 * diskless machine pays for. */
+	mallopt(M_ARENA_MAX, 2);
 	for (int i = 1; i < argc; i++)
 		if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
 			fputs(usage_text, stdout);

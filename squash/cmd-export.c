@@ -6,6 +6,7 @@
  * the command fails and leaves no OUT.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 
@@ -118,14 +119,19 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	if (r < 0)
 		goto out;
 
-	tmp = xasprintf("%s.part", out);
+	/* A device or pipe (/dev/null, /dev/sdb) is written in place; a file
+	 * appears whole or not at all. */
+	struct stat os;
+	bool direct = stat(out, &os) == 0 && !S_ISREG(os.st_mode);
+	tmp = direct ? xstrdup(out) : xasprintf("%s.part", out);
 	refs = xcalloc(ix.nchunks + 1, sizeof(*refs));
 	for (uint32_t i = 0; i < ix.nchunks; i++)
 		refs[i] = (struct chunk_ref){ ix.packs[ix.chunks[i].pack], ix.chunks[i].pack_off, ix.chunks[i].len,
 					      ix.chunks[i].sha256, i };
 	struct progress_bar pb;
 	progress_bar_begin(&pb, "export", c->progress);
-	struct export_ctx x = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), .md = EVP_MD_CTX_new(),
+	struct export_ctx x = { .fd = direct ? open(tmp, O_WRONLY | O_CLOEXEC)
+					     : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), .md = EVP_MD_CTX_new(),
 				.st = st, .total = l->size, .pb = &pb };
 	if (x.fd < 0) {
 		r = log_error_errno(-errno, "export: %s: %m", tmp);
@@ -141,12 +147,12 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	EVP_MD_CTX_free(x.md);
 	if (r == 0 && memcmp(h, l->sha256, 32) != 0)
 		r = log_error_errno(-EBADMSG, "export: the reassembled image does not match the manifest's hash");
-	if (r == 0 && fsync(x.fd) < 0)
+	if (r == 0 && !direct && fsync(x.fd) < 0)
 		r = log_error_errno(-errno, "export: %s: %m", tmp);
 	close(x.fd);
-	if (r == 0 && rename(tmp, out) < 0)
+	if (r == 0 && !direct && rename(tmp, out) < 0)
 		r = log_error_errno(-errno, "export: %s: %m", out);
-	if (r < 0)
+	if (r < 0 && !direct)
 		unlink(tmp);
 	else if (!c->quiet)
 		fprintf(stderr, "exported generation %" PRIu64 " layer %ld: %" PRIu64 " bytes, verified\n", gen,

@@ -17,6 +17,11 @@ APT_PACKAGES=(
 	python3 python3-pytest python3-cryptography curl openssl ca-certificates
 	squashfs-tools procps psmisc iproute2 util-linux acl libcap2-bin
 	zstd xz-utils tar debootstrap
+	# the appliance and its boot in QEMU (kernel and busybox-static are
+	# downloaded by appliance/build.sh, never installed)
+	qemu-system-x86 cpio kmod e2fsprogs binutils
+	# the alternatives the fetcher benchmark compares against
+	s3fs rclone
 )
 
 SUDO=

@@ -42,7 +42,7 @@ fetcher_stop_dir() { # dir pid
 stack_up() {
 	local name=$1 d=$TEST_TMP/$1 loop z
 	loop=$(losetup -r -f --show "$d/fuse/layer-0") || fail "losetup of $d/fuse/layer-0"
-	cleanup_fn losetup -d "$loop"
+	cleanup_fn loop_detach "$loop" "$name"
 	mkdir -p "$d/lower" "$d/upperfs" "$d/root"
 	mount -t squashfs -o ro "$loop" "$d/lower" || fail "mount squashfs from $loop"
 	cleanup_fn umount "$d/lower"
@@ -73,6 +73,15 @@ PYEOF
 	eval "LOOP_$name=$loop ZRAM_$name=$z"
 }
 
+# Detach a loop device once, by its owner: afterwards its number may be
+# someone else's.
+loop_detach() {
+	local dev=$1 who=$2
+	[ -e "$TEST_TMP/loop-detached-$who" ] && return 0
+	losetup -d "$dev" 2>/dev/null
+	touch "$TEST_TMP/loop-detached-$who"
+}
+
 zram_remove() {
 	local z=$1 who=$2 i err
 	# Once removed, the number may be reused by someone else: never touch it again.
@@ -98,7 +107,7 @@ stack_down() {
 	mountpoint -q "$d/upperfs" && umount "$d/upperfs"
 	[ -n "$z" ] && zram_remove "$z" "$name"
 	mountpoint -q "$d/lower" && umount "$d/lower"
-	[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
+	[ -n "$loop" ] && loop_detach "$loop" "$name"
 	[ -n "$pid" ] && fetcher_stop_dir "$d" "$pid"
 	return 0
 }
