@@ -36,7 +36,10 @@ printf '127.0.0.1 localhost\n127.0.1.1 gdroot-kiosk\n' >"$dest/etc/hosts"
 cat >"$dest/etc/systemd/system/gdroot-ready.service" <<'UNIT'
 [Unit]
 Description=Print the gdroot ready marker and status on the console
+# After multi-user.target is reached, but before the serial getty, whose
+# vhangup of ttyS0 would cut this output short.
 After=multi-user.target
+Before=getty.target serial-getty@ttyS0.service
 
 [Service]
 Type=oneshot
