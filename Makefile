@@ -52,7 +52,7 @@ FUZZ_BIN := $(FUZZ_SRC:%.c=$(O)/%)
 PROGS := $(O)/gdroot $(O)/gdroot-fetcher
 
 .SECONDARY:
-.PHONY: all clean deps check check-vm check-unit fuzz fuzz-build asan valgrind demo bench-store help
+.PHONY: all clean deps check check-vm check-all check-unit fuzz fuzz-build asan valgrind demo bench-store help
 all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -60,6 +60,7 @@ help:
 	@echo "make deps       install the Debian and npm packages gdroot needs"
 	@echo "make check      run every test that needs no VM"
 	@echo "make check-vm   boot the appliance in QEMU: busybox and Debian roots, failures"
+	@echo "make check-all  both, with one summary (what CI runs)"
 	@echo "make demo       run the demo on the local Drive emulator"
 	@echo "make fuzz       build and run every libFuzzer target (FUZZ_TIME=s each)"
 	@echo "make asan       run the unit and integration tests under ASan/UBSan"
@@ -122,6 +123,10 @@ check: deps all
 # The boot in QEMU (TCG): several minutes.
 check-vm: deps all
 	$(Q)O=$(O) GDROOT_TEST_ONLY=vm tests/run
+
+# Everything, with one summary: what CI runs.
+check-all: deps all
+	$(Q)O=$(O) GDROOT_TEST_ONLY="unit scripts pytest vm" tests/run
 
 asan:
 	$(Q)$(MAKE) --no-print-directory O=$(O)/asan CC=clang \
