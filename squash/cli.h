@@ -64,6 +64,7 @@ void progress_bar_end(struct progress_bar *p);
 int cmd_store(struct cli *c, int argc, char **argv);
 int cmd_auth(struct cli *c, int argc, char **argv);
 int cmd_keygen(struct cli *c, int argc, char **argv);
+int cmd_clock(struct cli *c, int argc, char **argv);
 int cmd_push(struct cli *c, int argc, char **argv);
 int cmd_log(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);

@@ -19,6 +19,7 @@ static const struct {
 	{ "verify", cmd_verify, "check every generation, index and pack of a store" },
 	{ "export", cmd_export, "reassemble a layer image of a generation" },
 	{ "keygen", cmd_keygen, "make an Ed25519 key pair for signing manifests" },
+	{ "clock", cmd_clock, "set the clock from an NTP server (SNTP)" },
 	{ "store", cmd_store, "read and write objects in a store (ls, stat, get, put, rm)" },
 	{ "auth", cmd_auth, "get a Google Drive refresh token (OAuth device flow)" },
 	{ "status", cmd_status, "show the running fetcher's cache, fetches and prefetch" },

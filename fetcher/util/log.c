@@ -47,7 +47,7 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...)
 			n = snprintf(line, sizeof(line), "%s: ", program);
 		if (n < 0)
 			n = 0;
-		errno = err;
+		errno = err ? err : saved; /* %m: the given error, or errno */
 		va_start(ap, fmt);
 		int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 		va_end(ap);
