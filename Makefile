@@ -149,7 +149,7 @@ appliance: all
 	$(Q)O=$(O) appliance/build.sh $(APPLIANCE_ARGS)
 
 appliance-clean:
-	rm -rf $(O)/appliance
+	rm -rf $(O)/appliance $(O)/appliance-cache
 
 clean:
 	rm -rf $(O)

@@ -99,7 +99,8 @@ done
 [ -e "$INIT" ] && INIT=$(realpath -e -- "$INIT")
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-CACHE=$OUT/cache
+# Downloads and unpacked packages, shared by every build (APPLIANCE_CACHE).
+CACHE=${APPLIANCE_CACHE:-$O/appliance-cache}
 mkdir -p "$CACHE/debs"
 
 # --- Debian packages, downloaded and unpacked once -------------------------

@@ -14,13 +14,8 @@ requires qemu-system-x86_64 mksquashfs
 vm_store_up
 R=$TEST_TMP/rootfs
 mkdir -p "$R"/{bin,sbin,proc,sys,dev,run,tmp,etc}
-bb=$(command -v busybox || true)
-[ -n "$bb" ] && file "$bb" | grep -q static || bb=$VM_APPL/cache/busybox
-if [ ! -x "$bb" ]; then
-	vm_appliance # fetches busybox-static into the cache
-	bb=$(find "$VM_APPL/cache" -name busybox -type f -perm -u+x | head -n1)
-fi
-[ -x "$bb" ] || fail "no static busybox"
+vm_appliance
+bb=$(vm_busybox)
 cp "$bb" "$R/bin/busybox"
 for a in sh echo cat mount grep ls poweroff sync pidof sleep; do ln -sf busybox "$R/bin/$a"; done
 cat >"$R/sbin/init" <<'INIT'
@@ -36,7 +31,6 @@ poweroff -f
 INIT
 chmod 755 "$R/sbin/init"
 vm_push "$R"
-vm_appliance
 vm_boot GDROOT-BUSYBOX-ROOT-OK --fail-marker "BOOT FAILED" -- "gdroot.upper=zram:64M" || {
 	vm_show_log
 	fail "the busybox root did not boot to its marker"

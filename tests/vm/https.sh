@@ -34,8 +34,7 @@ VM_KEY=$TEST_TMP/signing
 R=$TEST_TMP/rootfs
 mkdir -p "$R/sbin" "$R/bin"
 bash "$TOP/appliance/build.sh" --out "$TEST_TMP/bb" --fast >/dev/null 2>&1 || fail "appliance build (for busybox)"
-cp "$(find "$TEST_TMP/bb/cache" "$TOP/build/appliance/cache" -name busybox -type f -perm -u+x 2>/dev/null | head -n1)" "$R/bin/busybox" ||
-	fail "no busybox"
+cp "$(vm_busybox)" "$R/bin/busybox" || fail "no busybox"
 ln -s busybox "$R/bin/sh"
 ln -s busybox "$R/bin/poweroff"
 printf '#!/bin/sh\necho GDROOT-HTTPS-ROOT-OK\npoweroff -f\n' >"$R/sbin/init"

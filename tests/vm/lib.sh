@@ -65,4 +65,11 @@ vm_boot() {
 		"${fails[@]}" --log "$VM_LOG" --append "${args[*]}" >/dev/null 2>&1
 }
 
+# A static busybox for test roots: the one the appliance build unpacked.
+vm_busybox() {
+	local bb=${APPLIANCE_CACHE:-$O/appliance-cache}/busybox-root/bin/busybox
+	[ -x "$bb" ] || fail "no static busybox at $bb (build the appliance first)"
+	echo "$bb"
+}
+
 vm_show_log() { tail -n "${1:-40}" "$VM_LOG" | sed 's/^/      > /'; }
