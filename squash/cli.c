@@ -197,6 +197,18 @@ static void human(char *out, size_t n, double v)
 	snprintf(out, n, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
+void cli_human_size(char *out, size_t n, uint64_t v)
+{
+	if (v >= 1ull << 30)
+		snprintf(out, n, "%.2f GiB", (double)v / (1ull << 30));
+	else if (v >= 1 << 20)
+		snprintf(out, n, "%.1f MiB", (double)v / (1 << 20));
+	else if (v >= 1 << 10)
+		snprintf(out, n, "%.1f KiB", (double)v / (1 << 10));
+	else
+		snprintf(out, n, "%llu B", (unsigned long long)v);
+}
+
 void progress_bar_begin(struct progress_bar *p, const char *name, bool enabled)
 {
 	memset(p, 0, sizeof(*p));

@@ -43,6 +43,8 @@ int cli_load_keys(struct cli *c, EVP_PKEY **priv, EVP_PKEY **pub);
 /* The value of another part's setting (fetcher_*, boot_*, commit_*) from
  * the config file, or NULL. */
 const char *cli_setting(const struct cli *c, const char *name);
+/* A byte count for people: "512 B", "1.5 KiB", "12.3 MiB", "1.25 GiB". */
+void cli_human_size(char *out, size_t n, uint64_t v);
 /* GEN as typed: a number, or "latest" (the newest valid generation). */
 int parse_generation(struct store *st, const char *s, EVP_PKEY *pub, uint64_t *gen);
 /* Help for the shared options, for subcommands' --help. */

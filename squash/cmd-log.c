@@ -12,18 +12,6 @@
 #include "../fetcher/util/log.h"
 #include "../fetcher/util/util.h"
 
-static void human(char *out, size_t n, uint64_t v)
-{
-	if (v >= 1 << 30)
-		snprintf(out, n, "%.2f GiB", (double)v / (1 << 30));
-	else if (v >= 1 << 20)
-		snprintf(out, n, "%.1f MiB", (double)v / (1 << 20));
-	else if (v >= 1 << 10)
-		snprintf(out, n, "%.1f KiB", (double)v / (1 << 10));
-	else
-		snprintf(out, n, "%" PRIu64 " B", v);
-}
-
 int cmd_log(struct cli *c, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -81,8 +69,8 @@ int cmd_log(struct cli *c, int argc, char **argv)
 		uint64_t total = 0;
 		for (size_t l = 0; l < m.nlayers; l++)
 			total += m.layers[l].size;
-		human(size, sizeof(size), total);
-		human(fresh, sizeof(fresh), m.new_bytes);
+		cli_human_size(size, sizeof(size), total);
+		cli_human_size(fresh, sizeof(fresh), m.new_bytes);
 		if (m.parent)
 			snprintf(parent, sizeof(parent), "%" PRIu64, m.parent);
 		printf("%-6" PRIu64 "  %-20s  %10s  %10s  %6zu  %-6s  %s\n", m.generation, when, size, fresh, m.nlayers,

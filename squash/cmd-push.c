@@ -29,18 +29,6 @@ static const char push_help[] =
 	"  --report FILE         write every finding of the scan here\n"
 	"  --keep-image FILE     also keep the built image here\n\n";
 
-static void human(char *out, size_t n, uint64_t v)
-{
-	if (v >= 1 << 30)
-		snprintf(out, n, "%.2f GiB", (double)v / (1 << 30));
-	else if (v >= 1 << 20)
-		snprintf(out, n, "%.1f MiB", (double)v / (1 << 20));
-	else if (v >= 1 << 10)
-		snprintf(out, n, "%.1f KiB", (double)v / (1 << 10));
-	else
-		snprintf(out, n, "%" PRIu64 " B", v);
-}
-
 static int rm_rf(const char *path)
 {
 	char *argv[] = { "rm", "-rf", "--one-file-system", (char *)path, NULL };
@@ -186,9 +174,9 @@ int cmd_push(struct cli *c, int argc, char **argv)
 			log_warn("push: could not keep the image as %s: %m", keep);
 	}
 	char size[32], fresh[32], up[32];
-	human(size, sizeof(size), layer.size);
-	human(fresh, sizeof(fresh), layer.new_bytes);
-	human(up, sizeof(up), p.uploaded);
+	cli_human_size(size, sizeof(size), layer.size);
+	cli_human_size(fresh, sizeof(fresh), layer.new_bytes);
+	cli_human_size(up, sizeof(up), p.uploaded);
 	printf("generation %" PRIu64 ": %s image, %" PRIu64 " chunks, %s new (%s uploaded in %u packs, %u already "
 	       "there)%s\n",
 	       m.generation, size, layer.chunks, fresh, up, p.packs_uploaded, p.packs_skipped,

@@ -71,18 +71,6 @@ static int call(const char *sock, const char *cmd, char **out)
 	return 0;
 }
 
-static void human(char *out, size_t n, uint64_t v)
-{
-	if (v >= 1ull << 30)
-		snprintf(out, n, "%.2f GiB", (double)v / (1ull << 30));
-	else if (v >= 1 << 20)
-		snprintf(out, n, "%.1f MiB", (double)v / (1 << 20));
-	else if (v >= 1 << 10)
-		snprintf(out, n, "%.1f KiB", (double)v / (1 << 10));
-	else
-		snprintf(out, n, "%" PRIu64 " B", v);
-}
-
 /* The value at a dotted path ("cache.hits") as a non-negative integer. */
 static bool get_u64(json_t *root, const char *path, uint64_t *v)
 {
@@ -123,7 +111,7 @@ static const char *fmt_size(char *buf, size_t n, json_t *root, const char *path)
 	uint64_t v;
 	if (!get_u64(root, path, &v))
 		return "-";
-	human(buf, n, v);
+	cli_human_size(buf, n, v);
 	return buf;
 }
 

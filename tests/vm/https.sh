@@ -41,20 +41,9 @@ printf '#!/bin/sh\necho GDROOT-HTTPS-ROOT-OK\npoweroff -f\n' >"$R/sbin/init"
 chmod 755 "$R/sbin/init"
 vm_push "$R" >/dev/null
 
-guest=https://10.0.2.2:$EMU_PORT
+VM_SCHEME=https
 build() { # ca-bundle
-	cat >"$TEST_TMP/appliance.conf" <<CONF
-store = $VM_STORE
-drive_api = $guest
-oauth_token_url = $guest/token
-credentials = /etc/gdroot/credentials.json
-public_key = /etc/gdroot/signing.pub
-retries = 2
-boot_on_failure = poweroff
-CONF
-	bash "$TOP/appliance/build.sh" --out "$VM_APPL" --config "$TEST_TMP/appliance.conf" --public-key "$VM_KEY.pub" \
-		--credentials "$TEST_TMP/drive-token.json" --ca-bundle "$1" --fast >"$TEST_TMP/appliance.log" 2>&1 ||
-		fail "appliance build: $(tail "$TEST_TMP/appliance.log")"
+	VM_CA_BUNDLE=$1 vm_appliance
 }
 build "$T/ca.pem"
 vm_boot GDROOT-HTTPS-ROOT-OK --fail-marker "BOOT FAILED" -- "gdroot.upper=tmpfs" || { vm_show_log; fail "no boot over HTTPS"; }

@@ -30,8 +30,9 @@ vm_push() {
 }
 
 # The appliance's configuration: the store as the guest sees it.
+# VM_SCHEME (http or https) and VM_CA_BUNDLE choose how it is reached.
 vm_appliance() {
-	local guest=http://10.0.2.2:$EMU_PORT
+	local guest=${VM_SCHEME:-http}://10.0.2.2:$EMU_PORT
 	cat >"$TEST_TMP/appliance.conf" <<CONF
 store = $VM_STORE
 drive_api = $guest
@@ -45,6 +46,7 @@ boot_on_failure = poweroff
 CONF
 	bash "$TOP/appliance/build.sh" --out "$VM_APPL" --config "$TEST_TMP/appliance.conf" \
 		--public-key "$VM_KEY.pub" --credentials "$TEST_TMP/drive-token.json" --fast \
+		${VM_CA_BUNDLE:+--ca-bundle "$VM_CA_BUNDLE"} \
 		>"$TEST_TMP/appliance.log" 2>&1 || fail "appliance build: $(tail -20 "$TEST_TMP/appliance.log")"
 }
 
