@@ -36,10 +36,7 @@ printf '127.0.0.1 localhost\n127.0.1.1 gdroot-kiosk\n' >"$dest/etc/hosts"
 cat >"$dest/etc/systemd/system/gdroot-ready.service" <<'UNIT'
 [Unit]
 Description=Print the gdroot ready marker and status on the console
-# After multi-user.target is reached, but before the serial getty, whose
-# vhangup of ttyS0 would cut this output short.
 After=multi-user.target
-Before=getty.target serial-getty@ttyS0.service
 
 [Service]
 Type=oneshot
@@ -51,6 +48,15 @@ ExecStart=/bin/sh -c 'echo "GDROOT-READY: multi-user.target reached"; /usr/local
 WantedBy=multi-user.target
 UNIT
 ln -sf /etc/systemd/system/gdroot-ready.service "$dest/etc/systemd/system/multi-user.target.wants/gdroot-ready.service"
+# The serial getty must not hang up ttyS0 while that unit writes to it
+# (ordering the unit before the getty would be a cycle: getty.target is
+# part of multi-user.target).
+mkdir -p "$dest/etc/systemd/system/serial-getty@ttyS0.service.d"
+cat >"$dest/etc/systemd/system/serial-getty@ttyS0.service.d/gdroot.conf" <<'DROPIN'
+[Service]
+TTYVHangup=no
+TTYReset=no
+DROPIN
 # Faster, quieter boots in a VM.
 ln -sf /dev/null "$dest/etc/systemd/system/systemd-timesyncd.service" 2>/dev/null || true
 echo "$dest"
