@@ -374,7 +374,9 @@ int main(int argc, char **argv)
 		snprintf(layers[l].name, sizeof(layers[l].name), "layer-%zu", l);
 		layers[l].ix = f->ixp[l];
 	}
-	struct fs_opts fo = { .mountpoint = mount, .allow_other = true };
+	/* Four workers suffice: reads are answered from chunk completions, so
+	 * a worker never waits on the network; each costs a 1 MiB buffer. */
+	struct fs_opts fo = { .mountpoint = mount, .allow_other = true, .max_threads = 4 };
 	f->fs = fs_mount(&fo, layers, f->m.nlayers, f->prefetch);
 	free(layers);
 	if (!f->fs)
