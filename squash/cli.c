@@ -26,7 +26,7 @@ const char cli_common_help[] =
 	"      --public-key FILE key to check manifests with (public_key)\n"
 	"      --unsigned        the store is unsigned: write and accept unsigned\n"
 	"                        manifests (unsigned = true)\n"
-	"  -v, --verbose         log more (twice: debug)\n"
+	"  -v, --verbose         log more (every retry, token refresh, request)\n"
 	"  -q, --quiet           only errors; no progress bar\n";
 
 static int other_setting(void *ud, const char *name, const char *value)
@@ -151,8 +151,6 @@ int cli_init(struct cli *c, int *argc, char **argv)
 	if (c->quiet)
 		log_set_level(LOG_LVL_ERROR);
 	else if (verbose)
-		log_set_level(verbose > 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO + 0);
-	if (verbose > 1)
 		log_set_level(LOG_LVL_DEBUG);
 	c->progress = !c->quiet && isatty(2);
 	return 0;

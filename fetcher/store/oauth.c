@@ -211,10 +211,11 @@ static int fetch_token(struct oauth *o)
 				     "assertion", assertion, NULL };
 		body = form(c, kv);
 	} else {
+		/* A public client (no secret) sends no client_secret pair. */
 		const char *kv[] = { "grant_type", "refresh_token", "client_id", o->client_id,
-				     "client_secret", o->client_secret, "refresh_token", o->refresh_token, NULL };
+				     "refresh_token", o->refresh_token, "client_secret", o->client_secret, NULL };
 		if (!o->client_secret)
-			kv[4] = NULL;
+			kv[6] = NULL;
 		body = form(c, kv);
 	}
 	struct http_resp rs = { 0 };
@@ -308,8 +309,10 @@ int oauth_device_poll(struct http *h, const struct store_opts *opts, const char 
 	const char *url = opts->oauth_token_url ? opts->oauth_token_url : OAUTH_DEFAULT_TOKEN_URL;
 	uint64_t interval = dc->interval ? dc->interval : 5;
 	uint64_t deadline = now_ns() + dc->expires_in * 1000000000ull;
-	const char *kv[] = { "client_id", client_id, "client_secret", client_secret, "device_code",
-			     dc->device_code, "grant_type", "urn:ietf:params:oauth:grant-type:device_code", NULL };
+	const char *kv[] = { "client_id", client_id, "device_code", dc->device_code, "grant_type",
+			     "urn:ietf:params:oauth:grant-type:device_code", "client_secret", client_secret, NULL };
+	if (!client_secret)
+		kv[6] = NULL;
 	_cleanup_free_ char *body = form(h->curl, kv);
 	int r;
 

@@ -742,10 +742,7 @@ static int gd_put(struct store *st, const char *key, const struct store_src *src
 	snprintf(f.name, sizeof(f.name), "%s", key);
 	if (id && !streq(id, f.id))
 		log_warn("%s: put %s: Drive answered with another file id", st->url, key);
-	if (!e || !streq(f.id, id ? id : ""))
-		cache_put(g, key, &f);
-	else
-		cache_put(g, key, &f);
+	cache_put(g, key, &f);
 	return 0;
 }
 
