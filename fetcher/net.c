@@ -9,6 +9,7 @@
  */
 #include "net.h"
 
+#include <malloc.h>
 #include <pthread.h>
 
 #include "store/http-multi.h"
@@ -221,6 +222,7 @@ static void *net_thread(void *p)
 {
 	struct net *n = p;
 	unsigned max = n->o.max_inflight ? n->o.max_inflight : 16;
+	bool busy = false;
 	for (;;) {
 		bool stop = take_queue(n);
 		if (stop)
@@ -230,6 +232,14 @@ static void *net_thread(void *p)
 			if (!b)
 				break;
 			batch_start(n, b);
+			busy = true;
+		}
+		if (busy && n->inflight == 0 && !n->pending[0] && !n->pending[1]) {
+			/* A burst of fetches is over: give the chunk buffers it
+			 * freed back to the system (a diskless machine pays for
+			 * resident memory in RAM it cannot swap). */
+			malloc_trim(0);
+			busy = false;
 		}
 		if (n->hm) {
 			http_multi_poll(n->hm, 1000);
