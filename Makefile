@@ -52,7 +52,7 @@ FUZZ_BIN := $(FUZZ_SRC:%.c=$(O)/%)
 PROGS := $(O)/gdroot $(O)/gdroot-fetcher
 
 .SECONDARY:
-.PHONY: all clean deps check check-vm check-all check-unit fuzz fuzz-build asan valgrind demo bench-store help
+.PHONY: all clean deps check check-vm check-all check-unit fuzz fuzz-build asan valgrind demo bench-store bench help
 all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -66,6 +66,7 @@ help:
 	@echo "make asan       run the unit and integration tests under ASan/UBSan"
 	@echo "make valgrind   run the unit tests under valgrind"
 	@echo "make bench-store  store client throughput against the emulator and curl"
+	@echo "make bench        boot benchmark over an emulated WAN against the alternatives (root, long)"
 
 $(O)/%.o: %.c
 	$(call msg,CC,$<)
@@ -141,6 +142,11 @@ demo: deps all
 
 bench-store: all
 	$(Q)O=$(O) tests/bench/store-throughput.sh
+
+# The boot benchmark over an emulated WAN (root, QEMU, an hour or more):
+# writes docs/benchmarks-boot.md and its plot. BENCH_ARGS go to boot.sh.
+bench: deps all
+	$(Q)O=$(O) tests/bench/boot.sh $(BENCH_ARGS)
 
 # The appliance: Debian's kernel + a busybox initramfs with the fetcher
 # ($(O)/appliance/vmlinuz, initrd.img). APPLIANCE_ARGS go to build.sh.
