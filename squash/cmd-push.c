@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "image.h"
+#include "publish.h"
 #include "push.h"
 #include "../fetcher/util/log.h"
 #include "../fetcher/util/util.h"
@@ -29,10 +30,20 @@ static const char push_help[] =
 	"  --report FILE         write every finding of the scan here\n"
 	"  --keep-image FILE     also keep the built image here\n\n";
 
-static int rm_rf(const char *path)
+struct one_layer {
+	const struct manifest_layer *layer;
+};
+
+static int build_push(void *ud, const struct manifest *newest, struct manifest *out)
 {
-	char *argv[] = { "rm", "-rf", "--one-file-system", (char *)path, NULL };
-	return run_command(argv);
+	const struct one_layer *ol = ud;
+	(void)newest;
+	out->nlayers = 1;
+	out->layers = xmalloc(sizeof(*out->layers));
+	out->layers[0] = *ol->layer;
+	out->new_bytes = ol->layer->new_bytes;
+	snprintf(out->kind, sizeof(out->kind), "push");
+	return 0;
 }
 
 int cmd_push(struct cli *c, int argc, char **argv)
@@ -47,6 +58,7 @@ int cmd_push(struct cli *c, int argc, char **argv)
 	uint64_t max_gen = 0;
 	_cleanup_free_ char *work = NULL, *img = NULL;
 	bool inited = false;
+	struct store_lock lock = { .held = false };
 	int r;
 
 	for (int i = 1; i < argc; i++) {
@@ -141,9 +153,12 @@ int cmd_push(struct cli *c, int argc, char **argv)
 		if (r < 0)
 			goto out;
 		if (unpacked)
-			rm_rf(unpacked);
+			rm_tree(unpacked);
 	}
 
+	r = lock_take(st, "push", 600, &lock);
+	if (r < 0)
+		goto out;
 	r = push_init(&p, st, pub, work, &parent, parent_sha, &max_gen);
 	if (r < 0)
 		goto out;
@@ -158,15 +173,9 @@ int cmd_push(struct cli *c, int argc, char **argv)
 	if (r < 0)
 		goto out;
 
-	struct manifest m = { .generation = max_gen + 1, .created = time(NULL), .nlayers = 1, .layers = &layer,
-			      .new_bytes = layer.new_bytes };
-	snprintf(m.tool, sizeof(m.tool), "gdroot %s", GDROOT_VERSION);
-	if (parent.generation) {
-		m.parent = parent.generation;
-		m.has_parent_sha = true;
-		memcpy(m.parent_sha256, parent_sha, 32);
-	}
-	r = push_publish(st, &m, priv);
+	uint64_t gen = 0;
+	struct one_layer ol = { &layer };
+	r = publish(st, priv, pub, build_push, &ol, &gen);
 	if (r < 0)
 		goto out;
 	if (keep && !image) {
@@ -179,16 +188,18 @@ int cmd_push(struct cli *c, int argc, char **argv)
 	cli_human_size(up, sizeof(up), p.uploaded);
 	printf("generation %" PRIu64 ": %s image, %" PRIu64 " chunks, %s new (%s uploaded in %u packs, %u already "
 	       "there)%s\n",
-	       m.generation, size, layer.chunks, fresh, up, p.packs_uploaded, p.packs_skipped,
+	       gen, size, layer.chunks, fresh, up, p.packs_uploaded, p.packs_skipped,
 	       priv ? "" : ", unsigned");
 out:
 	if (inited)
 		push_free(&p);
+	if (st)
+		lock_drop(st, &lock);
 	manifest_free(&parent);
 	store_close(st);
 	EVP_PKEY_free(priv);
 	EVP_PKEY_free(pub);
 	if (work)
-		rm_rf(work);
+		rm_tree(work);
 	return r < 0 ? (r == -EINVAL ? 2 : 1) : 0;
 }

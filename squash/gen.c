@@ -51,8 +51,14 @@ int gen_list(struct store *st, uint64_t **out, size_t *n)
 		return r;
 	}
 	qsort(g.v, g.n, sizeof(*g.v), cmp_u64);
+	/* Drive may list a generation twice (a writer that lost a race and
+	 * has not yet deleted its file): it is one generation. */
+	size_t u = 0;
+	for (size_t i = 0; i < g.n; i++)
+		if (u == 0 || g.v[u - 1] != g.v[i])
+			g.v[u++] = g.v[i];
 	*out = g.v;
-	*n = g.n;
+	*n = u;
 	return 0;
 }
 

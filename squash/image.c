@@ -138,3 +138,9 @@ int image_build(const char *dir, const char *out, const struct image_opts *o)
 	unlink(out);
 	return run_command(argv);
 }
+
+int rm_tree(const char *path)
+{
+	char *argv[] = { "rm", "-rf", "--one-file-system", (char *)path, NULL };
+	return run_command(argv);
+}

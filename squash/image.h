@@ -35,6 +35,8 @@ int run_command(char *const argv[]);
 int tar_unpack(const char *tarfile, const char *dir);
 /* Walk dir and report what squashfs cannot hold. 0 or -errno. */
 int image_scan(const char *dir, struct image_report *rep);
+/* rm -rf --one-file-system path. 0 or -errno. */
+int rm_tree(const char *path);
 /* mksquashfs dir into out. 0 or -errno. */
 int image_build(const char *dir, const char *out, const struct image_opts *o);
 

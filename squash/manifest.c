@@ -5,6 +5,8 @@
  */
 #include "manifest.h"
 
+#include <ctype.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -79,6 +81,18 @@ int key_id(EVP_PKEY *k, char out[17])
 	return 0;
 }
 
+/* A session id or kind: 1 to max-1 of [A-Za-z0-9-]. */
+static bool word_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= max)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-')
+			return false;
+	return true;
+}
+
 int manifest_encode(const struct manifest *m, EVP_PKEY *key, char **out, size_t *lenp)
 {
 	char when[32];
@@ -86,11 +100,13 @@ int manifest_encode(const struct manifest *m, EVP_PKEY *key, char **out, size_t 
 	json_t *layers = json_array();
 	for (size_t i = 0; i < m->nlayers; i++) {
 		const struct manifest_layer *l = &m->layers[i];
-		json_array_append_new(layers, json_pack("{s:s, s:I, s:o, s:o, s:I, s:I, s:I}", "format", "squashfs",
-							"size", (json_int_t)l->size, "sha256", hexs(l->sha256),
-							"index", hexs(l->index), "index_size", (json_int_t)l->index_size,
-							"chunks", (json_int_t)l->chunks, "new_bytes",
-							(json_int_t)l->new_bytes));
+		json_t *lj = json_pack("{s:s, s:I, s:o, s:o, s:I, s:I, s:I}", "format", "squashfs", "size",
+				       (json_int_t)l->size, "sha256", hexs(l->sha256), "index", hexs(l->index),
+				       "index_size", (json_int_t)l->index_size, "chunks", (json_int_t)l->chunks,
+				       "new_bytes", (json_int_t)l->new_bytes);
+		if (l->session[0])
+			json_object_set_new(lj, "session", json_string(l->session));
+		json_array_append_new(layers, lj);
 	}
 	json_t *inner = json_pack("{s:s, s:I, s:o, s:o, s:s, s:s, s:I, s:o}", "format", MANIFEST_FORMAT, "generation",
 				  (json_int_t)m->generation, "parent",
@@ -99,6 +115,10 @@ int manifest_encode(const struct manifest *m, EVP_PKEY *key, char **out, size_t 
 				  m->tool, "new_bytes", (json_int_t)m->new_bytes, "layers", layers);
 	if (!inner)
 		return -ENOMEM;
+	if (m->kind[0])
+		json_object_set_new(inner, "kind", json_string(m->kind));
+	if (m->from)
+		json_object_set_new(inner, "from", json_integer((json_int_t)m->from));
 	char *text = json_dumps(inner, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(inner);
 	json_t *outer;
@@ -191,6 +211,17 @@ static int decode_inner(const char *text, size_t n, struct manifest *m, char *er
 		r = bad(err, errlen, -EBADMSG, "bad new_bytes");
 		goto out;
 	}
+	json_t *kind = json_object_get(o, "kind");
+	if (kind && (!json_is_string(kind) || !word_ok(json_string_value(kind), MANIFEST_KIND_MAX))) {
+		r = bad(err, errlen, -EBADMSG, "bad kind");
+		goto out;
+	}
+	if (kind)
+		snprintf(m->kind, sizeof(m->kind), "%s", json_string_value(kind));
+	if (json_object_get(o, "from") && get_u64(o, "from", &m->from) < 0) {
+		r = bad(err, errlen, -EBADMSG, "bad from");
+		goto out;
+	}
 	json_t *layers = json_object_get(o, "layers");
 	if (!json_is_array(layers) || json_array_size(layers) == 0 || json_array_size(layers) > MANIFEST_MAX_LAYERS) {
 		r = bad(err, errlen, -EBADMSG, "layers must be a list of 1 to %d", MANIFEST_MAX_LAYERS);
@@ -208,6 +239,13 @@ static int decode_inner(const char *text, size_t n, struct manifest *m, char *er
 			r = bad(err, errlen, -EBADMSG, "layer %zu is malformed", i);
 			goto out;
 		}
+		json_t *sess = json_object_get(l, "session");
+		if (sess && (!json_is_string(sess) || !word_ok(json_string_value(sess), MANIFEST_SESSION_MAX))) {
+			r = bad(err, errlen, -EBADMSG, "layer %zu: bad session", i);
+			goto out;
+		}
+		if (sess)
+			snprintf(ml->session, sizeof(ml->session), "%s", json_string_value(sess));
 		if (ml->chunks > INDEX_MAX_CHUNKS || ml->index_size < INDEX_HEADER_SIZE + ml->chunks * INDEX_CHUNK_SIZE) {
 			r = bad(err, errlen, -EBADMSG, "layer %zu: index size %llu too small for %llu chunks", i,
 				(unsigned long long)ml->index_size, (unsigned long long)ml->chunks);

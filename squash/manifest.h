@@ -17,7 +17,13 @@
  *	 "new_bytes": 1234,
  *	 "layers": [{"format": "squashfs", "size": N, "sha256": "<image hex>",
  *	             "index": "<index hex>", "index_size": N, "chunks": N,
- *	             "new_bytes": N}, ...]}
+ *	             "new_bytes": N, "session": "<id>"}, ...],
+ *	 "kind": "commit", "from": 2}
+ *
+ * "session" (per layer), "kind" and "from" are optional: a layer committed
+ * from a boot session names it, so later commits of that session replace
+ * the layer; "kind" says what made the generation and "from" which one a
+ * reset copied.
  *
  * Keys: a key id is the first 16 hex digits of SHA-256 of the raw 32-byte
  * Ed25519 public key.
@@ -34,6 +40,8 @@
 #define MANIFEST_MAX_SIZE (1u << 20)
 #define MANIFEST_MAX_LAYERS 128
 #define MANIFEST_KEY_PREFIX "manifests/"
+#define MANIFEST_SESSION_MAX 40	/* [A-Za-z0-9-], 1 to 39 */
+#define MANIFEST_KIND_MAX 16
 
 struct manifest_layer {
 	uint64_t size;		/* bytes of the layer image */
@@ -42,6 +50,8 @@ struct manifest_layer {
 	uint64_t index_size;
 	uint64_t chunks;
 	uint64_t new_bytes;	/* chunk bytes first stored by this layer */
+	char session[MANIFEST_SESSION_MAX]; /* the boot session that committed
+				   it ("" for a pushed or compacted layer) */
 };
 
 struct manifest {
@@ -52,6 +62,9 @@ struct manifest {
 	int64_t created;	/* seconds since the epoch */
 	char tool[64];
 	uint64_t new_bytes;
+	char kind[MANIFEST_KIND_MAX]; /* "push", "commit", "reset", "compact";
+				   "" in manifests from before it was added */
+	uint64_t from;		/* reset: the generation copied; 0 otherwise */
 	size_t nlayers;
 	struct manifest_layer *layers; /* owned; bottom first */
 	/* Set by manifest_decode: */

@@ -19,7 +19,7 @@
 /* Crash-safety tests kill push with SIGKILL at a named point:
  * GDROOT_TEST_CRASH=pack:N (after the Nth pack upload), index (after the
  * index upload) or manifest (just before publishing). */
-static void crash_point(const char *where, unsigned n)
+void test_crash_point(const char *where, unsigned n)
 {
 	const char *want = getenv("GDROOT_TEST_CRASH");
 	char here[32];
@@ -272,7 +272,7 @@ static int upload_pack(struct push_ctx *p, struct lpack *l, uint64_t *done, uint
 		return log_error_errno(r, "push: upload %s failed", key);
 	p->packs_uploaded++;
 	p->uploaded += l->size;
-	crash_point("pack", p->packs_uploaded);
+	test_crash_point("pack", p->packs_uploaded);
 	*done += l->size;
 	if (p->progress)
 		p->progress(p->progress_ud, *done, total);
@@ -340,7 +340,7 @@ int push_layer(struct push_ctx *p, const char *path, struct manifest_layer *laye
 		log_error_errno(r, "push: upload %s failed", key);
 		goto out;
 	}
-	crash_point("index", 0);
+	test_crash_point("index", 0);
 	layer->size = s.size;
 	layer->index_size = ilen;
 	layer->chunks = s.n;
@@ -371,28 +371,4 @@ out:
 	EVP_MD_CTX_free(s.image_md);
 	EVP_MD_CTX_free(s.pack_md);
 	return r;
-}
-
-int push_publish(struct store *st, const struct manifest *m, EVP_PKEY *key)
-{
-	char mkey[64];
-	struct store_obj o;
-	manifest_key(m->generation, mkey, sizeof(mkey));
-	int r = store_stat(st, mkey, &o);
-	if (r == 0)
-		return log_error_errno(-EEXIST, "%s: generation %llu appeared while pushing; push again", st->url,
-				       (unsigned long long)m->generation);
-	if (r != -ENOENT)
-		return r;
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
-	r = manifest_encode(m, key, &buf, &len);
-	if (r < 0)
-		return r;
-	struct store_src src = { .mem = buf, .fd = -1, .size = len };
-	crash_point("manifest", 0);
-	r = store_put(st, mkey, &src);
-	if (r < 0)
-		return log_error_errno(r, "%s: publishing %s failed; the previous generation stays current", st->url, mkey);
-	return 0;
 }

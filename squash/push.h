@@ -41,8 +41,10 @@ void push_free(struct push_ctx *p);
 /* Push the image at path as one layer; fill *layer. 0 or -errno. */
 int push_layer(struct push_ctx *p, const char *path, struct manifest_layer *layer);
 
-/* Publish manifest m (signed with key, or unsigned when NULL) as its
- * generation. Refuses (-EEXIST) if that generation exists already. */
-int push_publish(struct store *st, const struct manifest *m, EVP_PKEY *key);
+/* Tests kill the process with SIGKILL where GDROOT_TEST_CRASH names the
+ * point: "pack:N" (after the Nth pack upload), "index" (after the index
+ * upload), "manifest" (just before publishing), "capture" (mid-capture,
+ * the upper frozen), "image" (after the commit's layer image is made). */
+void test_crash_point(const char *where, unsigned n);
 
 #endif

@@ -112,7 +112,9 @@ static int copy_src(struct store *st, int fd, const struct store_src *src)
 	return 0;
 }
 
-static int file_put(struct store *st, const char *key, const struct store_src *src)
+/* Write src to a temporary file beside key, then either rename it over key
+ * (put) or link it to key, which fails if key exists (put_new). */
+static int file_write(struct store *st, const char *key, const struct store_src *src, bool exclusive)
 {
 	struct file_store *fs = st->priv;
 	_cleanup_free_ char *tmp = NULL;
@@ -131,8 +133,15 @@ static int file_put(struct store *st, const char *key, const struct store_src *s
 	r = copy_src(st, fd, src);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
-	if (r == 0 && renameat(fs->dirfd, tmp, fs->dirfd, key) < 0)
+	if (r == 0 && exclusive) {
+		if (linkat(fs->dirfd, tmp, fs->dirfd, key, 0) < 0)
+			r = -errno;
+		unlinkat(fs->dirfd, tmp, 0);
+		if (r == -EEXIST)
+			return r;
+	} else if (r == 0 && renameat(fs->dirfd, tmp, fs->dirfd, key) < 0) {
 		r = -errno;
+	}
 	if (r < 0) {
 		unlinkat(fs->dirfd, tmp, 0);
 		return log_error_errno(r, "%s: put %s: %m", st->url, key);
@@ -143,6 +152,16 @@ static int file_put(struct store *st, const char *key, const struct store_src *s
 		fsync(pfd);
 	st->stats.bytes_out += src->size;
 	return 0;
+}
+
+static int file_put(struct store *st, const char *key, const struct store_src *src)
+{
+	return file_write(st, key, src, false);
+}
+
+static int file_put_new(struct store *st, const char *key, const struct store_src *src)
+{
+	return file_write(st, key, src, true);
 }
 
 static int fill_obj(struct store_obj *o, const char *key, const struct stat *s)
@@ -227,6 +246,7 @@ const struct store_ops store_file_ops = {
 	.open = file_open,
 	.get = file_get,
 	.put = file_put,
+	.put_new = file_put_new,
 	.list = file_list,
 	.del = file_del,
 	.stat = file_stat,

@@ -746,6 +746,73 @@ static int gd_put(struct store *st, const char *key, const struct store_src *src
 	return 0;
 }
 
+static int gd_del_id(struct store *st, struct gd *g, const char *key, const char *id)
+{
+	_cleanup_free_ char *url = xasprintf("%s/drive/v3/files/%s?supportsAllDrives=true", g->api, id);
+	_cleanup_free_ char *what = xasprintf("%s: delete %s", st->url, key);
+	struct http_req q = { .method = "DELETE", .url = url, .body_fd = -1 };
+	struct http_resp rs = { 0 };
+	int r = gd_call(g, &q, &rs, what);
+	http_resp_free(&rs);
+	return r == -ENOENT ? 0 : r; /* somebody else deleted it: fine */
+}
+
+/* Drive cannot create a file only if its name is free, so put_new creates
+ * one and then asks which file of that name is the object: the oldest, as
+ * for every read (gd_lookup). A writer that lost the race deletes its file.
+ * settle_ms between create and check means a file created after the check
+ * is younger than ours by more than the clocks' disagreement, so two
+ * writers cannot both see themselves as oldest. */
+static int gd_put_new(struct store *st, const char *key, const struct store_src *src)
+{
+	struct gd *g = st->priv;
+	struct gd_entry *e = NULL;
+	struct http_resp rs = { 0 };
+	struct gd_file f;
+	char md5[33];
+	int r = gd_lookup(g, key, &e, true);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	r = src_md5(src, md5);
+	if (r < 0)
+		return log_error_errno(r, "%s: put %s: read source: %m", st->url, key);
+	r = src->size <= MULTIPART_MAX ? put_multipart(st, g, key, NULL, src, &rs)
+				       : put_resumable(st, g, key, NULL, src, &rs);
+	if (r == 0 && gd_parse_file(rs.body.data, rs.body.len, &f) < 0)
+		r = log_error_errno(-EPROTO, "%s: put %s: Drive's answer is malformed", st->url, key);
+	http_resp_free(&rs);
+	if (r < 0)
+		return r;
+	if (f.size != src->size || (f.md5[0] && strcmp(f.md5, md5) != 0)) {
+		log_error("%s: put %s: Drive stored %llu bytes with md5 %s; we sent %llu bytes with md5 %s",
+			  st->url, key, (unsigned long long)f.size, f.md5, (unsigned long long)src->size, md5);
+		gd_del_id(st, g, key, f.id);
+		return -EIO;
+	}
+	usleep(store_settle_ms(st) * 1000u);
+	_cleanup_free_ char *ke = q_escape(key);
+	_cleanup_free_ char *cond = xasprintf("name = '%s'", ke);
+	struct pick p = { .key = key };
+	r = gd_list_files(g, cond, pick_oldest, &p);
+	if (r < 0)
+		return r; /* undecided: our file may be the object, or not */
+	if (p.found && streq(p.best.id, f.id)) {
+		snprintf(f.name, sizeof(f.name), "%s", key);
+		cache_put(g, key, &f);
+		return 0;
+	}
+	/* The oldest is another file. It is ours too when it has our bytes (a
+	 * create retried after its answer was lost). */
+	bool ours = p.found && p.best.size == f.size && streq(p.best.md5, md5);
+	r = gd_del_id(st, g, key, f.id);
+	if (r < 0)
+		log_warn("%s: put %s: could not delete our younger duplicate %s; readers ignore it", st->url, key, f.id);
+	cache_drop(g, key);
+	return ours ? 0 : -EEXIST;
+}
+
 /* --- list, stat, delete --- */
 
 struct list_ctx {
@@ -836,6 +903,7 @@ const struct store_ops store_gdrive_ops = {
 	.open = gd_open,
 	.get = gd_get,
 	.put = gd_put,
+	.put_new = gd_put_new,
 	.list = gd_list,
 	.del = gd_del,
 	.stat = gd_stat,

@@ -409,10 +409,12 @@ static int s3_src_md5(const struct store_src *src, char out[32])
 	return r;
 }
 
-static int s3_put(struct store *st, const char *key, const struct store_src *src)
+/* One PUT; with exclusive, only if the key is free (a 412: -EEXIST). md5
+ * gets the base64 Content-MD5 sent. */
+static int s3_put_one(struct store *st, const char *key, const struct store_src *src, bool exclusive,
+		      char md5[32])
 {
 	struct s3 *s = st->priv;
-	char md5[32];
 	int r;
 
 	if (src->size > S3_PUT_MAX)
@@ -429,6 +431,8 @@ static int s3_put(struct store *st, const char *key, const struct store_src *src
 	struct curl_slist *h = s3_headers(s, true);
 	hdr_add(&h, "Content-Type: application/octet-stream");
 	hdr_add(&h, md5_hdr);
+	if (exclusive)
+		hdr_add(&h, "If-None-Match: *");
 	struct http_req q = { .method = "PUT", .url = url, .headers = h, .body_fd = -1,
 			      .body_len = src->size, .progress_total = src->size };
 	if (src->mem || src->fd < 0)
@@ -441,11 +445,55 @@ static int s3_put(struct store *st, const char *key, const struct store_src *src
 	 * retrying (on_read re-reads the fd from the start). */
 	struct http_resp rs = { 0 };
 	r = s3_run(st, &q, &rs, what);
-	if (r == 0 && rs.status != 200)
+	if (r == 0 && exclusive && (rs.status == 412 || rs.status == 409))
+		r = -EEXIST; /* 409: a conditional write raced another */
+	else if (r == 0 && rs.status != 200)
 		r = s3_fail(st, &rs, what, false);
 	http_resp_free(&rs);
 	curl_slist_free_all(h);
 	return r;
+}
+
+static int s3_put(struct store *st, const char *key, const struct store_src *src)
+{
+	char md5[32];
+	return s3_put_one(st, key, src, false, md5);
+}
+
+/* The ETag of a single PUT is the hex MD5 of the body. */
+static bool etag_is_md5(const char *etag_hex, const char md5_b64[32])
+{
+	unsigned char raw[20];
+	char hex[33];
+	if (EVP_DecodeBlock(raw, (const unsigned char *)md5_b64, (int)strlen(md5_b64)) != 18)
+		return false; /* 16 bytes, padded to 18 by "==" */
+	hex_encode(raw, 16, hex);
+	return strcasecmp(hex, etag_hex) == 0;
+}
+
+static int s3_stat(struct store *st, const char *key, struct store_obj *o);
+
+static int s3_put_new(struct store *st, const char *key, const struct store_src *src)
+{
+	struct store_obj o;
+	char md5[32];
+	int r = s3_stat(st, key, &o);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	r = s3_put_one(st, key, src, true, md5);
+	if (r < 0)
+		return r;
+	/* A server that ignores If-None-Match lets a racing PUT overwrite
+	 * ours: look again once the race would have shown. */
+	usleep(store_settle_ms(st) * 1000u);
+	r = s3_stat(st, key, &o);
+	if (r < 0)
+		return r == -ENOENT ? -EEXIST : r;
+	if (o.md5[0] && !etag_is_md5(o.md5, md5))
+		return -EEXIST;
+	return 0;
 }
 
 static int s3_stat(struct store *st, const char *key, struct store_obj *o)
@@ -721,6 +769,7 @@ const struct store_ops store_s3_ops = {
 	.open = s3_open,
 	.get = s3_get,
 	.put = s3_put,
+	.put_new = s3_put_new,
 	.list = s3_list,
 	.del = s3_del,
 	.stat = s3_stat,

@@ -34,6 +34,7 @@ static const struct opt_def {
 	U(retries, "retries of a failing request"),
 	U(retry_base_ms, "first retry backoff in ms"),
 	U(retry_cap_ms, "longest retry backoff in ms"),
+	U(settle_ms, "ms to wait before deciding a create race (Drive, S3)"),
 	{ "upload_chunk", OPT_SIZE, offsetof(struct store_opts, upload_chunk), "resumable upload chunk (multiple of 256K)" },
 	S(credentials, "OAuth token file (gdroot auth) or service-account key"),
 	S(drive_api, "Drive API base URL"),
@@ -77,6 +78,8 @@ int store_opts_set(struct store_opts *o, const char *name, const char *value)
 			*(unsigned *)base = (unsigned)v;
 			if (streq(name, "retries"))
 				o->retries_set = true;
+			if (streq(name, "settle_ms"))
+				o->settle_set = true;
 			return 0;
 		case OPT_SIZE:
 			if (parse_size(value, &v) < 0)
@@ -342,6 +345,23 @@ int store_put(struct store *st, const char *key, const struct store_src *src)
 	if (!src->mem && src->fd < 0 && src->size)
 		return log_error_errno(-EINVAL, "%s: put %s: no source", st->url, key);
 	return st->ops->put(st, key, src);
+}
+
+int store_put_new(struct store *st, const char *key, const struct store_src *src)
+{
+	int r = check_key(st, key);
+	if (r < 0)
+		return r;
+	if (!src->mem && src->fd < 0 && src->size)
+		return log_error_errno(-EINVAL, "%s: put %s: no source", st->url, key);
+	if (!st->ops->put_new)
+		return log_error_errno(-EOPNOTSUPP, "%s: this store cannot create an object exclusively", st->url);
+	return st->ops->put_new(st, key, src);
+}
+
+unsigned store_settle_ms(const struct store *st)
+{
+	return st->opts.settle_set ? st->opts.settle_ms : 1000;
 }
 
 int store_list(struct store *st, const char *prefix, store_list_fn fn, void *ud)

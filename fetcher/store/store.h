@@ -43,6 +43,9 @@ struct store_opts {
 	unsigned retry_base_ms;	  /* first backoff; default 500 */
 	unsigned retry_cap_ms;	  /* backoff cap; default 32000 */
 	uint64_t upload_chunk;	  /* resumable upload chunk; default 16 MiB */
+	unsigned settle_ms;	  /* store_put_new: wait before the check that
+				     decides a race (Drive, S3); default 1000 */
+	bool settle_set;
 	/* Google Drive and OAuth 2.0 */
 	char *credentials;	  /* token file from `gdroot auth`, or a
 				     service-account JSON key */
@@ -118,6 +121,8 @@ struct store_ops {
 	int64_t (*get)(struct store *st, const char *key, uint64_t off,
 		       uint64_t len, struct store_sink *sink);
 	int (*put)(struct store *st, const char *key, const struct store_src *src);
+	/* Create key only if no object holds it: see store_put_new. */
+	int (*put_new)(struct store *st, const char *key, const struct store_src *src);
 	int (*list)(struct store *st, const char *prefix, store_list_fn fn, void *ud);
 	int (*del)(struct store *st, const char *key);
 	int (*stat)(struct store *st, const char *key, struct store_obj *obj);
@@ -160,6 +165,22 @@ int64_t store_pread(struct store *st, const char *key, void *buf, size_t len, ui
 /* Create or replace key with src's bytes. Large uploads stream and resume
  * from the offset the store confirms. */
 int store_put(struct store *st, const char *key, const struct store_src *src);
+/* Create key with src's bytes only if no object holds it yet: 0 when this
+ * call made the object, -EEXIST (not logged) when another one holds the
+ * key, so that of two writers racing for one key exactly one gets 0. How
+ * each backend decides (docs/commit.md):
+ *	file	link(2) of a finished temporary file: atomic.
+ *	gdrive	Drive has no conditional create. Create a file with that name
+ *		(duplicates are allowed), wait settle_ms, list the name: the
+ *		oldest file (createdTime, then id) is the object, as for every
+ *		read; if it is not ours, delete ours and return -EEXIST.
+ *	s3	PUT with If-None-Match: * (a 412 means -EEXIST), then after
+ *		settle_ms check the ETag is still ours. Atomic on servers that
+ *		honour conditional writes (AWS S3, MinIO, Ceph, R2); on others
+ *		the check catches most, but not all, overwrites. */
+int store_put_new(struct store *st, const char *key, const struct store_src *src);
+/* settle_ms, or its default. */
+unsigned store_settle_ms(const struct store *st);
 /* Call fn for every object whose key starts with prefix ("" for all), in no
  * particular order, each key once. fn returning non-zero stops the walk and
  * that value is returned. */
