@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 
+#include "push.h"
 #include "../fetcher/util/log.h"
 #include "../fetcher/util/util.h"
 
@@ -562,6 +563,7 @@ int capture(const struct capture_opts *o, struct capture_stats *s)
 		s->frozen = true;
 	}
 	r = sync_dir(&w, 0);
+	test_crash_point("capture", 0);
 	if (r == 0) {
 		struct timespec t[2] = { ust.st_atim, ust.st_mtim };
 		if (lchown(w.mir, ust.st_uid, ust.st_gid) < 0 || chmod(w.mir, ust.st_mode & 07777) < 0 ||

@@ -77,7 +77,11 @@ int cli_init(struct cli *c, int *argc, char **argv)
 			break;
 		}
 	}
-	if (!config && access(GDROOT_DEFAULT_CONFIG, F_OK) == 0)
+	/* In a booted gdroot system the session's copy (the init wrote it,
+	 * with the appliance's settings) comes before the image's own. */
+	if (!config && access(GDROOT_SESSION_CONFIG, F_OK) == 0)
+		config = GDROOT_SESSION_CONFIG;
+	else if (!config && access(GDROOT_DEFAULT_CONFIG, F_OK) == 0)
 		config = GDROOT_DEFAULT_CONFIG;
 	if (config && *config) {
 		r = store_opts_load(&c->opts, config, other_setting, c);

@@ -13,6 +13,9 @@
 #include "../fetcher/store/store.h"
 
 #define GDROOT_DEFAULT_CONFIG "/etc/gdroot/gdroot.conf"
+#define GDROOT_SESSION_CONFIG "/run/gdroot/gdroot.conf"
+/* Written by the init at boot: "session = ID" (see overlay-init/init). */
+#define GDROOT_SESSION_FILE "/run/gdroot/session"
 
 struct cli {
 	struct store_opts opts;
@@ -73,5 +76,10 @@ int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_boot_done(struct cli *c, int argc, char **argv);
+int cmd_commit(struct cli *c, int argc, char **argv);
+int cmd_commitd(struct cli *c, int argc, char **argv);
+int cmd_reset(struct cli *c, int argc, char **argv);
+int cmd_compact(struct cli *c, int argc, char **argv);
+int cmd_gc(struct cli *c, int argc, char **argv);
 
 #endif

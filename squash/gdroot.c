@@ -24,6 +24,11 @@ static const struct {
 	{ "auth", cmd_auth, "get a Google Drive refresh token (OAuth device flow)" },
 	{ "status", cmd_status, "show the running fetcher's cache, fetches and prefetch" },
 	{ "boot-done", cmd_boot_done, "tell the fetcher the boot is complete (save the profile)" },
+	{ "commit", cmd_commit, "capture this session's changes and publish them (gdroot-commit)" },
+	{ "commitd", cmd_commitd, "commit on a schedule or when enough changed (gdroot-commitd)" },
+	{ "reset", cmd_reset, "discard this session, or --to GEN: publish an old generation (gdroot-reset)" },
+	{ "compact", cmd_compact, "merge a generation's layers into one new base layer" },
+	{ "gc", cmd_gc, "delete generations beyond the newest --keep N and what only they use" },
 };
 
 static void usage(FILE *f)
@@ -44,6 +49,23 @@ int main(int argc, char **argv)
 	int r;
 
 	log_set_program("gdroot");
+	/* gdroot-commit, gdroot-reset, ...: links to this program. */
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	_cleanup_free_ char **av = NULL;
+	if (startswith(base, "gdroot-")) {
+		for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+			if (!streq(base + strlen("gdroot-"), commands[i].name))
+				continue;
+			av = xcalloc((size_t)argc + 2, sizeof(*av));
+			av[0] = argv[0];
+			av[1] = (char *)commands[i].name;
+			memcpy(av + 2, argv + 1, (size_t)argc * sizeof(*av));
+			argv = av;
+			argc++;
+			log_set_program(base);
+			break;
+		}
+	}
 	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--version")) {
 			printf("gdroot %s\n", GDROOT_VERSION);
