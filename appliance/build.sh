@@ -25,6 +25,9 @@ $O/gdroot-fetcher and $O/gdroot).
                        if it exists, else a file with only a comment)
   --public-key FILE    /etc/gdroot/signing.pub (manifest signing key)
   --credentials FILE   /etc/gdroot/credentials.json (mode 0600)
+  --signing-key FILE   /etc/gdroot/signing.key (mode 0600), for an admin's
+                       appliance whose sessions may gdroot-commit; a kiosk
+                       appliance should not carry it
   --ca-bundle FILE     /etc/ssl/certs/ca-certificates.crt
                        (default: the host's)
   --init FILE          /init (default overlay-init/init)
@@ -45,6 +48,7 @@ OUT=$O/appliance
 CONFIG=
 PUBKEY=
 CREDS=
+SIGNKEY=
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 INIT=$TOP/overlay-init/init
 MODLIST=$TOP/appliance/modules.list
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
 	--config) CONFIG=$2; shift ;;
 	--public-key) PUBKEY=$2; shift ;;
 	--credentials) CREDS=$2; shift ;;
+	--signing-key) SIGNKEY=$2; shift ;;
 	--ca-bundle) CA_BUNDLE=$2; shift ;;
 	--init) INIT=$2; shift ;;
 	--extra) EXTRAS+=("$2"); shift ;;
@@ -82,13 +87,13 @@ for f in "$O/gdroot-fetcher" "$O/gdroot"; do
 	[ -x "$f" ] || die "$f is missing: run make first"
 done
 [ -z "$CONFIG" ] && [ -f "$TOP/config/appliance.conf" ] && CONFIG=$TOP/config/appliance.conf
-for f in "$CONFIG" "$PUBKEY" "$CREDS" "$CA_BUNDLE" "$MODLIST"; do
+for f in "$CONFIG" "$PUBKEY" "$CREDS" "$SIGNKEY" "$CA_BUNDLE" "$MODLIST"; do
 	[ -z "$f" ] || [ -r "$f" ] || die "cannot read $f"
 done
 
 # Inputs as absolute paths: the tree is built from inside it.
 abs() { [ -z "$1" ] || realpath -e -- "$1"; }
-CONFIG=$(abs "$CONFIG") PUBKEY=$(abs "$PUBKEY") CREDS=$(abs "$CREDS")
+CONFIG=$(abs "$CONFIG") PUBKEY=$(abs "$PUBKEY") CREDS=$(abs "$CREDS") SIGNKEY=$(abs "$SIGNKEY")
 CA_BUNDLE=$(abs "$CA_BUNDLE") MODLIST=$(abs "$MODLIST")
 for i in "${!EXTRAS[@]}"; do
 	e=${EXTRAS[i]} src=${EXTRAS[i]%%:*}
@@ -338,6 +343,12 @@ fi
 if [ -n "$CREDS" ]; then
 	cp "$CREDS" etc/gdroot/credentials.json
 	chmod 0600 etc/gdroot/credentials.json
+fi
+if [ -n "$SIGNKEY" ]; then
+	cp "$SIGNKEY" etc/gdroot/signing.key
+	chmod 0600 etc/gdroot/signing.key
+	grep -q '^[[:space:]]*signing_key[[:space:]]*=' etc/gdroot/gdroot.conf ||
+		echo "signing_key = /etc/gdroot/signing.key" >>etc/gdroot/gdroot.conf
 fi
 chmod 0755 etc/gdroot
 cp -L "$CA_BUNDLE" etc/ssl/certs/ca-certificates.crt

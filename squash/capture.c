@@ -238,24 +238,25 @@ static int copy_meta(const char *src, const char *dst, const struct stat *st, bo
 	return 0;
 }
 
-static int copy_data(struct walk *w, int in, int out, uint64_t size)
+/* Copy [off, end) of in to the same offsets of out. */
+static int copy_range(struct walk *w, int in, int out, uint64_t off, uint64_t end, bool *cfr)
 {
-	uint64_t done = 0;
-	bool cfr = true;
-	while (done < size) {
-		ssize_t n = -1;
-		if (cfr) {
-			n = copy_file_range(in, NULL, out, NULL, (size_t)MIN(size - done, (uint64_t)1 << 30), 0);
+	while (off < end) {
+		ssize_t n;
+		size_t want = (size_t)MIN(end - off, (uint64_t)1 << 30);
+		if (*cfr) {
+			loff_t a = (loff_t)off, b = (loff_t)off;
+			n = copy_file_range(in, &a, out, &b, want, 0);
 			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
-				cfr = false;
+				*cfr = false;
 				continue;
 			}
 		} else {
-			n = read(in, w->buf, 1 << 20);
+			n = pread(in, w->buf, MIN(want, (size_t)1 << 20), (off_t)off);
 			if (n > 0) {
-				int r = write_all(out, w->buf, (size_t)n);
-				if (r < 0)
-					return r;
+				ssize_t m = pwrite(out, w->buf, (size_t)n, (off_t)off);
+				if (m != n)
+					return m < 0 ? -errno : -EIO;
 			}
 		}
 		if (n < 0 && errno == EINTR)
@@ -264,9 +265,37 @@ static int copy_data(struct walk *w, int in, int out, uint64_t size)
 			return -errno;
 		if (n == 0)
 			break; /* shrank: only possible without a freeze */
-		done += (uint64_t)n;
+		off += (uint64_t)n;
 	}
 	return 0;
+}
+
+/* Copy a file's data extents only (SEEK_DATA/SEEK_HOLE), so a sparse file
+ * stays sparse, then set the size. */
+static int copy_data(struct walk *w, int in, int out, uint64_t size)
+{
+	bool cfr = true;
+	uint64_t off = 0;
+	while (off < size) {
+		off_t d = lseek(in, (off_t)off, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break; /* a hole to the end */
+		if (d < 0) {
+			/* No SEEK_DATA here: copy everything. */
+			int r = copy_range(w, in, out, off, size, &cfr);
+			if (r < 0)
+				return r;
+			break;
+		}
+		off_t h = lseek(in, d, SEEK_HOLE);
+		if (h < 0)
+			h = (off_t)size;
+		int r = copy_range(w, in, out, (uint64_t)d, MIN((uint64_t)h, size), &cfr);
+		if (r < 0)
+			return r;
+		off = (uint64_t)h;
+	}
+	return ftruncate(out, (off_t)size) < 0 ? -errno : 0;
 }
 
 /* A hard link already in the mirror for this inode, or NULL. */
@@ -458,7 +487,7 @@ static int sync_entry(struct walk *w, unsigned depth)
 	}
 	if (S_ISREG(st.st_mode))
 		w->s->bytes += (uint64_t)st.st_size;
-	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+	if (st.st_nlink > 1) {
 		const char *first = hl_find(w, st.st_ino);
 		if (first) {
 			_cleanup_free_ char *fm = xasprintf("%s/%s", w->o->mirror, first);

@@ -14,11 +14,18 @@
 
 int cmd_log(struct cli *c, int argc, char **argv)
 {
+	bool layers = false;
 	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
-			printf("Usage: gdroot log [OPTIONS]\n\nList the generations of the store, newest first.\n\n%s",
+			printf("Usage: gdroot log [OPTIONS]\n\nList the generations of the store, newest first: what\n"
+			       "made each (push, commit, reset, compact) is the last column.\n\n"
+			       "  --layers              also list each generation's layers, bottom first\n\n%s",
 			       cli_common_help);
 			return 0;
+		}
+		if (streq(argv[i], "--layers")) {
+			layers = true;
+			continue;
 		}
 		log_error("log: unexpected '%s'", argv[i]);
 		return 2;
@@ -40,7 +47,8 @@ int cmd_log(struct cli *c, int argc, char **argv)
 		printf("no generations in %s (publish one with gdroot push)\n", st->url);
 		goto out;
 	}
-	printf("%-6s  %-20s  %10s  %10s  %6s  %-6s  %s\n", "GEN", "CREATED", "SIZE", "NEW", "LAYERS", "PARENT", "SIGNED");
+	printf("%-6s  %-20s  %10s  %10s  %6s  %-6s  %-16s  %s\n", "GEN", "CREATED", "SIZE", "NEW", "LAYERS", "PARENT",
+	       "SIGNED", "KIND");
 	/* Quiet the loader: problems are shown in the table. */
 	enum log_level lvl = log_get_level();
 	for (size_t i = n; i-- > 0;) {
@@ -73,8 +81,20 @@ int cmd_log(struct cli *c, int argc, char **argv)
 		cli_human_size(fresh, sizeof(fresh), m.new_bytes);
 		if (m.parent)
 			snprintf(parent, sizeof(parent), "%" PRIu64, m.parent);
-		printf("%-6" PRIu64 "  %-20s  %10s  %10s  %6zu  %-6s  %s\n", m.generation, when, size, fresh, m.nlayers,
-		       parent, m.is_signed ? m.key_id : "unsigned");
+		char kind[48];
+		if (m.from)
+			snprintf(kind, sizeof(kind), "%s %" PRIu64, m.kind[0] ? m.kind : "reset", m.from);
+		else
+			snprintf(kind, sizeof(kind), "%s", m.kind[0] ? m.kind : "-");
+		printf("%-6" PRIu64 "  %-20s  %10s  %10s  %6zu  %-6s  %-16s  %s\n", m.generation, when, size, fresh,
+		       m.nlayers, parent, m.is_signed ? m.key_id : "unsigned", kind);
+		for (size_t l = 0; layers && l < m.nlayers; l++) {
+			char lsz[32], ix[65];
+			cli_human_size(lsz, sizeof(lsz), m.layers[l].size);
+			sha256_hex(m.layers[l].index, ix);
+			printf("        layer %zu  %10s  index %.16s  %s%s\n", l, lsz, ix,
+			       m.layers[l].session[0] ? "session " : "", m.layers[l].session);
+		}
 		manifest_free(&m);
 	}
 out:

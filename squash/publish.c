@@ -2,6 +2,7 @@
 /* Implementation of publish.h. */
 #include "publish.h"
 
+#include <fcntl.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -11,6 +12,20 @@
 #include "../fetcher/util/util.h"
 
 #define PUBLISH_ATTEMPTS 32
+
+/* Tests make writers race: with GDROOT_TEST_BARRIER=DIR, a writer about to
+ * publish creates DIR/<what>.<pid> and waits until DIR/go exists. */
+static void test_barrier(const char *what)
+{
+	const char *dir = getenv("GDROOT_TEST_BARRIER");
+	if (!dir)
+		return;
+	_cleanup_free_ char *me = xasprintf("%s/%s.%ld", dir, what, (long)getpid());
+	_cleanup_free_ char *go = xasprintf("%s/go", dir);
+	close(open(me, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+	for (unsigned i = 0; i < 6000 && access(go, F_OK) < 0; i++)
+		usleep(10000);
+}
 
 static void rand_sleep_ms(unsigned lo, unsigned hi)
 {
@@ -63,6 +78,8 @@ int publish(struct store *st, EVP_PKEY *priv, EVP_PKEY *pub, publish_build_fn bu
 		manifest_key(gen, key, sizeof(key));
 		struct store_src src = { .mem = buf, .fd = -1, .size = len };
 		test_crash_point("manifest", 0);
+		if (attempt == 0)
+			test_barrier("publish");
 		r = store_put_new(st, key, &src);
 		if (r == 0) {
 			if (published)

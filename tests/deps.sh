@@ -15,7 +15,7 @@ APT_PACKAGES=(
 	libclang-rt-14-dev valgrind
 	# tests and the Drive emulator
 	python3 python3-pytest python3-cryptography curl openssl ca-certificates
-	squashfs-tools procps psmisc iproute2 util-linux acl libcap2-bin
+	squashfs-tools procps psmisc iproute2 util-linux acl attr libcap2-bin
 	zstd xz-utils tar debootstrap
 	# the appliance and its boot in QEMU (kernel and busybox-static are
 	# downloaded by appliance/build.sh, never installed)

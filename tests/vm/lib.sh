@@ -30,7 +30,8 @@ vm_push() {
 }
 
 # The appliance's configuration: the store as the guest sees it.
-# VM_SCHEME (http or https) and VM_CA_BUNDLE choose how it is reached.
+# VM_SCHEME (http or https) and VM_CA_BUNDLE choose how it is reached;
+# VM_SIGNING=1 puts the signing key in (an admin's appliance: commits).
 vm_appliance() {
 	local guest=${VM_SCHEME:-http}://10.0.2.2:$EMU_PORT
 	cat >"$TEST_TMP/appliance.conf" <<CONF
@@ -46,6 +47,7 @@ boot_on_failure = poweroff
 CONF
 	bash "$TOP/appliance/build.sh" --out "$VM_APPL" --config "$TEST_TMP/appliance.conf" \
 		--public-key "$VM_KEY.pub" --credentials "$TEST_TMP/drive-token.json" --fast \
+		${VM_SIGNING:+--signing-key "$VM_KEY.key"} \
 		${VM_CA_BUNDLE:+--ca-bundle "$VM_CA_BUNDLE"} \
 		>"$TEST_TMP/appliance.log" 2>&1 || fail "appliance build: $(tail -20 "$TEST_TMP/appliance.log")"
 }

@@ -12,8 +12,10 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 O=${O:-build}
 case $O in /*) ;; *) O=$TOP/$O ;; esac
 dest=$1
-cache=${GDROOT_VM_CACHE:-/var/tmp/gdroot-vm}/debian-bookworm
-pkgs=systemd-sysv,udev,libcurl4,libjansson4,libxml2,libfuse3-3,liburing2,libssl3,ca-certificates
+# squashfs-tools and e2fsprogs: gdroot commit makes layers and a mirror.
+# (The cache's name changes with the package list.)
+cache=${GDROOT_VM_CACHE:-/var/tmp/gdroot-vm}/debian-bookworm-2
+pkgs=systemd-sysv,udev,libcurl4,libjansson4,libxml2,libfuse3-3,liburing2,libssl3,ca-certificates,squashfs-tools,e2fsprogs
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 if [ ! -x "$cache/sbin/init" ]; then
 	rm -rf "$cache.tmp"
@@ -28,6 +30,9 @@ fi
 rm -rf "$dest"
 cp -a "$cache" "$dest"
 install -m 755 "$O/gdroot" "$dest/usr/local/bin/gdroot"
+for n in commit commitd reset; do ln -sf gdroot "$dest/usr/local/bin/gdroot-$n"; done
+# The commit daemon's unit, installed but not enabled (kiosks run without).
+install -m 644 "$TOP/config/gdroot-commitd.service" "$dest/etc/systemd/system/gdroot-commitd.service"
 chroot "$dest" passwd -d root >/dev/null
 echo gdroot-kiosk >"$dest/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 gdroot-kiosk\n' >"$dest/etc/hosts"
