@@ -215,8 +215,12 @@ static int copy_xattrs(const char *src, const char *dst, bool clear_first)
 				continue;
 			return -errno;
 		}
-		if (lsetxattr(dst, k, val, (size_t)vl, 0) < 0)
-			return -errno;
+		if (lsetxattr(dst, k, val, (size_t)vl, 0) < 0) {
+			int r = -errno;
+			if (r == -EOPNOTSUPP)
+				log_error("commit: the mirror's filesystem cannot hold the xattr %s of %s", k, src);
+			return r;
+		}
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "commit.h"
+#include "gen.h"
 #include "image.h"
 #include "publish.h"
 #include "push.h"
@@ -127,8 +128,8 @@ static uint64_t mirror_size(const struct commit_cfg *k, dev_t upper_dev)
 	if (v && parse_size(v, &sz) == 0 && sz >= (16u << 20))
 		return sz;
 	_cleanup_free_ char *p = xasprintf("/sys/dev/block/%u:%u/disksize", major(upper_dev), minor(upper_dev));
-	_cleanup_free_ char *buf = NULL;
-	if (read_file(p, 64, &buf) > 0 && parse_u64(strtok(buf, "\n"), &sz) == 0 && sz)
+	char buf[64];
+	if (read_line(p, buf, sizeof(buf)) == 0 && parse_u64(buf, &sz) == 0 && sz)
 		return sz;
 	_cleanup_fclose_ FILE *f = fopen("/proc/meminfo", "re");
 	unsigned long long kb = 0;
@@ -150,19 +151,19 @@ static const char *find_mke2fs(void)
 
 static int mount_zram(const struct commit_cfg *k, dev_t upper_dev)
 {
-	_cleanup_free_ char *id = NULL;
+	char id[32];
 	const char *mkfs = find_mke2fs();
 	if (!mkfs)
 		return -ENOENT;
-	if (read_file("/sys/class/zram-control/hot_add", 32, &id) <= 0)
-		return -ENODEV;
-	strtok(id, "\n");
+	int r = read_line("/sys/class/zram-control/hot_add", id, sizeof(id));
+	if (r < 0)
+		return r;
 	_cleanup_free_ char *dir = xasprintf("/sys/block/zram%s", id);
 	_cleanup_free_ char *alg = xasprintf("%s/comp_algorithm", dir), *ds = xasprintf("%s/disksize", dir);
 	_cleanup_free_ char *dev = xasprintf("/dev/zram%s", id), *size = NULL;
 	write_sys(alg, "lz4"); /* the kernel's default otherwise */
 	size = xasprintf("%" PRIu64, mirror_size(k, upper_dev));
-	int r = write_sys(ds, size);
+	r = write_sys(ds, size);
 	if (r == 0) {
 		char *argv[] = { (char *)mkfs, "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-L", "gdroot-commit",
 				 dev, NULL };
@@ -206,6 +207,7 @@ static int state_fs(const struct commit_cfg *k)
 struct last_commit {
 	uint64_t generation;
 	uint8_t layer[32];	/* image hash */
+	char store[512];	/* the store's URL */
 	bool valid;
 };
 
@@ -215,19 +217,19 @@ static void last_load(const char *state, struct last_commit *lc)
 	char hex[65];
 	unsigned long long g;
 	memset(lc, 0, sizeof(*lc));
-	if (read_file(p, 256, &buf) > 0 && sscanf(buf, "generation %llu layer %64s", &g, hex) == 2 &&
+	if (read_file(p, 1024, &buf) > 0 && sscanf(buf, "generation %llu layer %64s store %511s", &g, hex, lc->store) == 3 &&
 	    sha256_unhex(hex, lc->layer) == 0) {
 		lc->generation = g;
 		lc->valid = true;
 	}
 }
 
-static void last_save(const char *state, uint64_t gen, const uint8_t layer[32])
+static void last_save(const char *state, uint64_t gen, const uint8_t layer[32], const char *store)
 {
 	_cleanup_free_ char *p = xasprintf("%s/committed", state);
 	char hex[65];
 	sha256_hex(layer, hex);
-	_cleanup_free_ char *s = xasprintf("generation %" PRIu64 " layer %s\n", gen, hex);
+	_cleanup_free_ char *s = xasprintf("generation %" PRIu64 " layer %s store %s\n", gen, hex, store);
 	if (write_file_atomic(p, s, strlen(s), 0600) < 0)
 		log_warn("commit: could not record the commit in %s", p);
 }
@@ -278,6 +280,52 @@ static int newest_has(struct cli *c, struct store *st, EVP_PKEY *pub, const uint
 	return has;
 }
 
+/* A session that committed before must find its layer in the newest
+ * generation: if a compaction merged it into a base, or a reset --to
+ * elsewhere dropped it, a new layer on top would bring back what the
+ * session deleted since (the upper has no whiteout for its own files) or
+ * undo the rollback. --force stacks it anyway. */
+static int still_ours(const struct commit_cfg *k, const struct manifest *newest, const char *session,
+		      const struct last_commit *lc)
+{
+	if (!lc->valid || k->force)
+		return 0;
+	for (size_t i = 0; i < newest->nlayers; i++)
+		if (streq(newest->layers[i].session, session))
+			return 0;
+	return log_error_errno(-ENOTRECOVERABLE,
+			       "commit: this session's last commit (generation %" PRIu64 ") is not a layer of the newest "
+			       "generation %" PRIu64 " any more: it was compacted or rolled back. Committing on top "
+			       "could undo that; reboot into a new session, or pass --force to commit this session's "
+			       "changes on top anyway",
+			       lc->generation, newest->generation);
+}
+
+/* The index to write this commit's index as a delta against: the version
+ * 1 index under the session's layer in the newest generation. 1 when
+ * there is one (in *base, hash in sha), 0 when not, or -errno. */
+static int delta_base(struct store *st, const struct manifest *newest, const char *session, struct index *base,
+		      uint8_t sha[32])
+{
+	const struct manifest_layer *mine = NULL;
+	for (size_t i = 0; i < newest->nlayers; i++)
+		if (streq(newest->layers[i].session, session))
+			mine = &newest->layers[i];
+	if (!mine)
+		return 0;
+	int r = gen_load_index(st, mine, base);
+	if (r < 0)
+		return r;
+	if (!base->has_base) {
+		memcpy(sha, mine->index, 32);
+		return 1;
+	}
+	memcpy(sha, base->base, 32);
+	index_free(base);
+	r = gen_load_index_hash(st, sha, INDEX_BASE_MAX, base);
+	return r < 0 ? r : 1;
+}
+
 static int take_local_lock(const char *state)
 {
 	_cleanup_free_ char *p = xasprintf("%s.lock", state);
@@ -310,6 +358,7 @@ int commit_run(const struct commit_cfg *k, struct commit_result *res)
 	uint8_t newest_sha[32];
 	uint64_t max_gen, t0 = now_ns(), t;
 	struct last_commit lc;
+	struct index base = { 0 };
 	int r;
 	_cleanup_free_ char *tree = xasprintf("%s/tree", k->state), *cstate = xasprintf("%s/capture.state", k->state);
 	_cleanup_free_ char *img = xasprintf("%s/layer.sqfs", k->state), *work = xasprintf("%s/work", k->state);
@@ -347,6 +396,8 @@ int commit_run(const struct commit_cfg *k, struct commit_result *res)
 	if (r < 0)
 		goto out;
 	last_load(k->state, &lc);
+	if (lc.valid && !streq(lc.store, st->url))
+		lc.valid = false; /* committed to another store */
 	if (!k->force && lc.valid && res->cap.copied == 0 && res->cap.removed == 0) {
 		uint64_t g;
 		r = newest_has(c, st, pub, lc.layer, &g);
@@ -380,6 +431,15 @@ int commit_run(const struct commit_cfg *k, struct commit_result *res)
 	if (r < 0)
 		goto out;
 	inited = true;
+	r = still_ours(k, &newest, res->session, &lc);
+	if (r < 0)
+		goto out;
+	r = delta_base(st, &newest, res->session, &base, p.delta_base_sha);
+	if (r < 0)
+		goto out;
+	if (r > 0)
+		p.delta_base = &base;
+	log_debug("commit: %s", r > 0 ? "index as a delta against the session's last layer" : "a full index");
 	struct progress_bar pb;
 	progress_bar_begin(&pb, "commit", c->progress);
 	p.progress = progress_bar_update;
@@ -399,11 +459,12 @@ int commit_run(const struct commit_cfg *k, struct commit_result *res)
 	res->new_bytes = layer.new_bytes;
 	res->uploaded = p.uploaded;
 	res->packs_uploaded = p.packs_uploaded;
-	last_save(k->state, res->generation, layer.sha256);
+	last_save(k->state, res->generation, layer.sha256, st->url);
 	unlink(img);
 out:
 	if (inited)
 		push_free(&p);
+	index_free(&base);
 	if (st)
 		lock_drop(st, &lock);
 	manifest_free(&newest);

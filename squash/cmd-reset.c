@@ -5,6 +5,7 @@
  * history).
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <sys/reboot.h>
 #include <time.h>
 
@@ -109,6 +110,11 @@ static int do_reboot(void)
 	sync();
 	char *sd[] = { "systemctl", "reboot", NULL };
 	if (run_command(sd) == 0)
+		return 0;
+	/* No bus (a minimal system): ask systemd as Ctrl-Alt-Del does, which
+	 * still stops every service in order. */
+	char comm[64];
+	if (read_line("/proc/1/comm", comm, sizeof(comm)) == 0 && streq(comm, "systemd") && kill(1, SIGINT) == 0)
 		return 0;
 	char *rb[] = { "reboot", NULL };
 	if (run_command(rb) == 0)

@@ -37,7 +37,7 @@ static void usage(FILE *f)
 		   "Boot Linux from a root filesystem image kept in Google Drive, S3 or a folder.\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n%s\n  -h, --help            this help ('gdroot COMMAND --help' for a command's)\n"
 		   "      --version         print the version\n",
 		cli_common_help);

@@ -125,25 +125,49 @@ int gen_load_newest(struct store *st, EVP_PKEY *pub, struct manifest *m, uint8_t
 	return log_error_errno(-ENOENT, "%s: no valid generation (%zu manifests)", st->url, n);
 }
 
-int gen_load_index(struct store *st, const struct manifest_layer *l, struct index *ix)
+int gen_load_index_hash(struct store *st, const uint8_t hash[32], uint64_t max, struct index *ix)
 {
 	char key[128], err[256];
-	uint8_t h[32];
+	uint8_t h[32], base[32];
 	_cleanup_free_ char *buf = NULL;
-	index_key(l->index, key, sizeof(key));
-	int64_t n = fetch_all(st, key, l->index_size, &buf);
+	index_key(hash, key, sizeof(key));
+	int64_t n = fetch_all(st, key, max, &buf);
 	if (n == -EFBIG)
 		return -EBADMSG;
 	if (n < 0)
 		return n == -ENOENT ? log_error_errno(-ENOENT, "%s: index %s is missing", st->url, key) : (int)n;
 	sha256_buf(buf, (size_t)n, h);
-	if ((uint64_t)n != l->index_size || memcmp(h, l->index, 32) != 0)
+	if (memcmp(h, hash, 32) != 0)
 		return log_error_errno(-EBADMSG, "%s: index %s does not match its hash (tampered or truncated)", st->url, key);
-	int r = index_parse(buf, (size_t)n, ix, err, sizeof(err));
+	int r;
+	if (index_version(buf, (size_t)n, base) == INDEX_VERSION_DELTA) {
+		struct index b;
+		r = gen_load_index_hash(st, base, INDEX_BASE_MAX, &b);
+		if (r == 0 && b.has_base) {
+			index_free(&b);
+			return log_error_errno(-EBADMSG, "%s: index %s: its base is a delta index too", st->url, key);
+		}
+		if (r < 0)
+			return log_error_errno(r, "%s: index %s: its base cannot be read", st->url, key);
+		r = index_parse_delta(buf, (size_t)n, &b, ix, err, sizeof(err));
+		index_free(&b);
+	} else {
+		r = index_parse(buf, (size_t)n, ix, err, sizeof(err));
+	}
 	if (r < 0)
 		return log_error_errno(r, "%s: index %s: %s", st->url, key, err);
+	return 0;
+}
+
+int gen_load_index(struct store *st, const struct manifest_layer *l, struct index *ix)
+{
+	char key[128];
+	int r = gen_load_index_hash(st, l->index, l->index_size, ix);
+	if (r < 0)
+		return r;
 	if (ix->layer_size != l->size || ix->nchunks != l->chunks) {
 		index_free(ix);
+		index_key(l->index, key, sizeof(key));
 		return log_error_errno(-EBADMSG, "%s: index %s disagrees with the manifest on size or chunks", st->url, key);
 	}
 	return 0;

@@ -33,6 +33,10 @@ int gen_load_newest(struct store *st, EVP_PKEY *pub, struct manifest *m, uint8_t
 /* Fetch a layer's index, check its SHA-256 and size against the manifest,
  * and parse it. 0 or -errno (-EBADMSG for a bad index), logged. */
 int gen_load_index(struct store *st, const struct manifest_layer *l, struct index *ix);
+/* The index object with this hash (at most max bytes): a delta index is
+ * read with its base (ix->has_base, ix->base say which). 0 or -errno. */
+#define INDEX_BASE_MAX (256u << 20) /* the largest base index fetched */
+int gen_load_index_hash(struct store *st, const uint8_t hash[32], uint64_t max, struct index *ix);
 /* Add every chunk of ix to map (with its packs). */
 void gen_map_index(struct chunkmap *map, const struct index *ix);
 

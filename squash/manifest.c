@@ -246,8 +246,9 @@ static int decode_inner(const char *text, size_t n, struct manifest *m, char *er
 		}
 		if (sess)
 			snprintf(ml->session, sizeof(ml->session), "%s", json_string_value(sess));
-		if (ml->chunks > INDEX_MAX_CHUNKS || ml->index_size < INDEX_HEADER_SIZE + ml->chunks * INDEX_CHUNK_SIZE) {
-			r = bad(err, errlen, -EBADMSG, "layer %zu: index size %llu too small for %llu chunks", i,
+		/* A delta index (index.h) is smaller than its chunks. */
+		if (ml->chunks > INDEX_MAX_CHUNKS || ml->index_size < INDEX_HEADER_SIZE) {
+			r = bad(err, errlen, -EBADMSG, "layer %zu: index size %llu does not fit %llu chunks", i,
 				(unsigned long long)ml->index_size, (unsigned long long)ml->chunks);
 			goto out;
 		}

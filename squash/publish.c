@@ -2,7 +2,9 @@
 /* Implementation of publish.h. */
 #include "publish.h"
 
+#include <ctype.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -131,6 +133,38 @@ static int scan(struct store *st, const char *other, const char *self, struct lo
 	return store_list(st, LOCK_KEY_PREFIX, on_lock, s);
 }
 
+/* Locks of processes of this host that are gone (killed: a rerun is
+ * cleaning up after them). Key: locks/KIND-TIME-HOST-PID-NONCE. */
+struct dead_scan {
+	const char *host;
+	char (*keys)[STORE_KEY_MAX];
+	size_t n;
+};
+
+static int on_dead(void *ud, const struct store_obj *o)
+{
+	struct dead_scan *d = ud;
+	char kind[8], host[64];
+	long long t;
+	long pid;
+	if (sscanf(o->key + strlen(LOCK_KEY_PREFIX), "%7[a-z]-%lld-%63[A-Za-z0-9._]-%ld-", kind, &t, host, &pid) != 4 ||
+	    !streq(host, d->host) || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		return 0;
+	d->keys = xrealloc(d->keys, (d->n + 1) * sizeof(*d->keys));
+	snprintf(d->keys[d->n++], STORE_KEY_MAX, "%s", o->key);
+	return 0;
+}
+
+static void clear_dead(struct store *st, const char *host)
+{
+	struct dead_scan d = { .host = host };
+	if (store_list(st, LOCK_KEY_PREFIX, on_dead, &d) == 0)
+		for (size_t i = 0; i < d.n; i++)
+			if (store_del(st, d.keys[i]) == 0)
+				log_info("%s: removed %s, left by a process of this machine that is gone", st->url, d.keys[i]);
+	free(d.keys);
+}
+
 int lock_take(struct store *st, const char *kind, unsigned wait_s, struct store_lock *l)
 {
 	unsigned char rnd[8];
@@ -141,7 +175,14 @@ int lock_take(struct store *st, const char *kind, unsigned wait_s, struct store_
 		return -EIO;
 	hex_encode(rnd, sizeof(rnd), hex);
 	gethostname(host, sizeof(host) - 1);
-	snprintf(l->key, sizeof(l->key), LOCK_KEY_PREFIX "%s-%lld-%s", kind, (long long)time(NULL), hex);
+	for (char *h = host; *h; h++)
+		if (!isalnum((unsigned char)*h) && *h != '.')
+			*h = '_';
+	if (!host[0])
+		snprintf(host, sizeof(host), "unknown");
+	snprintf(l->key, sizeof(l->key), LOCK_KEY_PREFIX "%s-%lld-%s-%ld-%s", kind, (long long)time(NULL), host,
+		 (long)getpid(), hex);
+	clear_dead(st, host);
 	_cleanup_free_ char *body = xasprintf("{\"kind\": \"%s\", \"host\": \"%s\", \"pid\": %ld}\n", kind, host,
 					      (long)getpid());
 	struct store_src src = { .mem = body, .fd = -1, .size = strlen(body) };

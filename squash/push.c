@@ -331,6 +331,21 @@ int push_layer(struct push_ctx *p, const char *path, struct manifest_layer *laye
 	}
 	size_t ilen;
 	index_write(&ix, &ibuf, &ilen);
+	p->index_is_delta = false;
+	if (p->delta_base) {
+		void *dbuf;
+		size_t dlen;
+		index_write_delta(&ix, p->delta_base, p->delta_base_sha, &dbuf, &dlen);
+		log_debug("push: index %zu bytes, as a delta %zu", ilen, dlen);
+		if (dlen < ilen) {
+			free(ibuf);
+			ibuf = dbuf;
+			ilen = dlen;
+			p->index_is_delta = true;
+		} else {
+			free(dbuf);
+		}
+	}
 	sha256_buf(ibuf, ilen, layer->index);
 	char key[128];
 	index_key(layer->index, key, sizeof(key));

@@ -27,6 +27,11 @@ struct push_ctx {
 	unsigned packs_uploaded, packs_skipped;
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
+	/* Optional: write the index as a delta against this version 1 index
+	 * (hash delta_base_sha) when that is smaller (index.h). */
+	const struct index *delta_base;
+	uint8_t delta_base_sha[32];
+	bool index_is_delta;	/* set by push_layer */
 };
 
 /* Set up: list the store's packs, and map the chunks of every valid

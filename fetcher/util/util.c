@@ -201,3 +201,19 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
 	}
 	out[2 * n] = 0;
 }
+
+int read_line(const char *path, char *buf, size_t n)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t r;
+	do
+		r = read(fd, buf, n - 1);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	buf[r] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return r > 0 ? 0 : -EIO;
+}

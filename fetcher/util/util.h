@@ -89,6 +89,10 @@ int write_file_atomic(const char *path, const void *buf, size_t n, mode_t mode);
  * owned by the caller. Returns length or -errno (-EFBIG when over max). */
 ssize_t read_file(const char *path, size_t max, char **out);
 
+/* The first line of a small file whose size the kernel does not report
+ * (sysfs, procfs), without its newline, into buf. 0 or -errno. */
+int read_line(const char *path, char *buf, size_t n);
+
 /* Hex-encode n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 

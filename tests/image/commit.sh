@@ -188,6 +188,13 @@ gd reset --to 1 --state "$TEST_TMP/a/state" >"$TEST_TMP/rb.out" 2>"$TEST_TMP/rb.
 grep -q "^generation $((before + 1)): the layers of generation 1" "$TEST_TMP/rb.out" || fail "reset --to printed: $(cat "$TEST_TMP/rb.out")"
 gd log | awk -v g=$((before + 1)) '$1 == g' | grep -q 'reset 1$' || fail "the log does not show the reset"
 assert_eq "$(layers_of $((before + 1)))" "base " "layers after reset --to 1"
+# Session a's layer is gone from the newest: its next commit must not
+# quietly stack on the rollback.
+echo after >"$(up a)/after-rollback"
+commit a "$S" >/dev/null 2>"$TEST_TMP/stale.err" && fail "commit on top of a rollback succeeded without --force"
+grep -q 'compacted or rolled back' "$TEST_TMP/stale.err" || fail "stale session: $(cat "$TEST_TMP/stale.err")"
+commit a "$S" --force >/dev/null 2>&1 || fail "commit --force after the rollback"
+assert_eq "$(layers_of "$(newest)")" "base sess-a " "layers after a forced commit"
 gd reset --to 999 >/dev/null 2>"$TEST_TMP/rb.err" && fail "reset --to a missing generation succeeded"
 grep -q 'no generation 999' "$TEST_TMP/rb.err" || fail "reset --to 999: $(cat "$TEST_TMP/rb.err")"
 if [ ! -e /run/gdroot/session ]; then
@@ -198,6 +205,7 @@ fi
 echo "== commitd: commits a change, commits at stop, stops once reset"
 mk_session d
 echo one >"$(up d)/one"
+head -c 3M /dev/urandom >"$(up d)/data" # enough chunks for a delta index to pay
 before=$(newest)
 "$GDROOT" -s "$S" -k "$TEST_TMP/key.key" commitd --upper "$(up d)" --state "$TEST_TMP/d/state" --session sess-d \
 	--poll 1 --interval 1 --min-spacing 1 --on-shutdown >"$TEST_TMP/cd.out" 2>"$TEST_TMP/cd.err" &
@@ -228,4 +236,14 @@ timeout 60 "$GDROOT" -s "$S" -k "$TEST_TMP/key.key" commitd --upper "$(up d)" --
 grep -q 'session was reset' "$TEST_TMP/cd2.err" || fail "commitd did not see the reset: $(cat "$TEST_TMP/cd2.err")"
 commit d "$S" >/dev/null 2>"$TEST_TMP/cr.err" && fail "commit after a reset succeeded"
 grep -q 'was reset' "$TEST_TMP/cr.err" || fail "commit after reset: $(cat "$TEST_TMP/cr.err")"
+
+echo "== gc keeps the base of a delta index"
+top16=$(gd log --layers | awk '/layer/ {ix = $6} /^[0-9]/ && NR > 2 {exit} END {print ix}')
+ikey=$(gd store ls indexes/ | awk '{print $4}' | grep "^indexes/$top16")
+gd store get "$ikey" "$TEST_TMP/top.ix" 2>/dev/null || fail "get $ikey"
+assert_eq "$(od -An -tu4 -j8 -N4 "$TEST_TMP/top.ix" | tr -d ' ')" 2 "the version of the session's second index (a delta)"
+gd gc --keep 1 >"$TEST_TMP/gc.out" 2>&1 || fail "gc: $(tail -3 "$TEST_TMP/gc.out")"
+gd verify >"$TEST_TMP/v.out" 2>&1 || fail "verify after gc: $(tail -5 "$TEST_TMP/v.out")"
+mount_layer "$(newest)" "$(($(layers_of "$(newest)" | wc -w) - 1))" "$TEST_TMP/mgc"
+[ -f "$TEST_TMP/mgc/one" ] && [ -f "$TEST_TMP/mgc/two" ] || fail "the newest layer after gc lacks files"
 echo ok
