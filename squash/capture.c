@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <linux/fs.h>
 #include <poll.h>
@@ -180,11 +181,15 @@ static int remove_tree(const char *path)
 
 /* --- copying one entry --- */
 
+/* POSIX ACLs found (squashfs cannot hold them), and the first path. */
+static __thread uint64_t acls_seen;
+static __thread char acl_example[PATH_MAX];
+
 static bool keep_xattr(const char *name)
 {
 	if (startswith(name, "trusted.overlay."))
 		return streq(name, "trusted.overlay.opaque");
-	return true;
+	return !startswith(name, "system.posix_acl_");
 }
 
 /* Make dst's xattrs those of src (paths, not following symlinks). */
@@ -207,6 +212,8 @@ static int copy_xattrs(const char *src, const char *dst, bool clear_first)
 	}
 	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
 		const char *k = names + i;
+		if (startswith(k, "system.posix_acl_") && acls_seen++ == 0)
+			snprintf(acl_example, sizeof(acl_example), "%s", src);
 		if (!keep_xattr(k))
 			continue;
 		ssize_t vl = lgetxattr(src, k, val, sizeof(val));
@@ -563,6 +570,7 @@ int capture(const struct capture_opts *o, struct capture_stats *s)
 	if (mkdir(o->mirror, 0700) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, "commit: make %s: %m", o->mirror);
 	state_load(&w);
+	acls_seen = 0;
 	w.buf = xmalloc(1 << 20);
 	snprintf(w.up, sizeof(w.up), "%s", o->upper);
 	snprintf(w.mir, sizeof(w.mir), "%s", o->mirror);
@@ -609,6 +617,10 @@ int capture(const struct capture_opts *o, struct capture_stats *s)
 		guardian_stop(guardian, gfd);
 	}
 	s->pause_ns = now_ns() - t0;
+	if (acls_seen)
+		log_warn("commit: %" PRIu64 " POSIX ACL(s) dropped, as squashfs cannot hold them (e.g. on %s); "
+			 "the owners and modes are kept",
+			 acls_seen, acl_example);
 	if (r == 0)
 		r = state_save(&w);
 out:

@@ -280,6 +280,20 @@ static int newest_has(struct cli *c, struct store *st, EVP_PKEY *pub, const uint
 	return has;
 }
 
+/* Chunk sizes for commit layers: commit_chunk_avg (a power of two, 4K to
+ * 128K; min a quarter, max four times), default COMMIT_CHUNK_AVG. */
+static struct cdc_params commit_cdc(struct cli *c)
+{
+	const char *v = cli_setting(c, "commit_chunk_avg");
+	uint64_t avg = COMMIT_CHUNK_AVG;
+	if (v && (parse_size(v, &avg) < 0 || avg < 4096 || avg > 131072 || (avg & (avg - 1)))) {
+		log_warn("commit: commit_chunk_avg = %s is not a power of two from 4K to 128K; using %u", v,
+			 COMMIT_CHUNK_AVG);
+		avg = COMMIT_CHUNK_AVG;
+	}
+	return (struct cdc_params){ .min = (uint32_t)avg / 4, .avg = (uint32_t)avg, .max = (uint32_t)avg * 4 };
+}
+
 /* A session that committed before must find its layer in the newest
  * generation: if a compaction merged it into a base, or a reset --to
  * elsewhere dropped it, a new layer on top would bring back what the
@@ -431,6 +445,7 @@ int commit_run(const struct commit_cfg *k, struct commit_result *res)
 	if (r < 0)
 		goto out;
 	inited = true;
+	p.cdc = commit_cdc(c);
 	r = still_ours(k, &newest, res->session, &lc);
 	if (r < 0)
 		goto out;

@@ -27,6 +27,9 @@
 
 #define COMMIT_DEFAULT_UPPER "/run/gdroot/upperfs/upper"
 #define COMMIT_DEFAULT_STATE "/run/gdroot/commit"
+/* Commit layers are cut finer than pushed ones: a small change costs about
+ * two chunks per edit besides itself (docs/commit.md). */
+#define COMMIT_CHUNK_AVG 8192
 
 struct commit_cfg {
 	struct cli *cli;

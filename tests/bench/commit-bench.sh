@@ -16,6 +16,7 @@ requires mksquashfs mkfs.ext4
 [ -x "$GDROOT" ] || fail "$GDROOT not built"
 UPPER_MB=${UPPER_MB:-200}
 CHANGE_KB=${CHANGE_KB:-1024}
+# CHUNK_AVG: commit_chunk_avg for the run (default: gdroot's).
 RUNS=${RUNS:-3}
 
 [ -w /sys/class/zram-control/hot_add ] || skip "needs zram"
@@ -34,6 +35,7 @@ cleanup_fn umount "$TEST_TMP/state"
 
 emu_start --quiet
 emu_config "$TEST_TMP/emu.conf"
+[ -n "${CHUNK_AVG:-}" ] && echo "commit_chunk_avg = $CHUNK_AVG" >>"$TEST_TMP/emu.conf"
 FOLDER=$(emu_mkfolder commit-bench)
 "$GDROOT" keygen "$TEST_TMP/key" >/dev/null || fail keygen
 gd() { "$GDROOT" -c "$TEST_TMP/emu.conf" -s "gdrive://$FOLDER" -k "$TEST_TMP/key.key" "$@"; }
