@@ -20,7 +20,9 @@ static const char store_help[] =
 	"  stat KEY                    one object's size, time and md5\n"
 	"  get KEY [FILE|-] [--offset N] [--length N]\n"
 	"                              download (a byte range of) an object\n"
-	"  put FILE|- KEY              upload a file (replaces KEY)\n"
+	"  put FILE|- KEY [--if-absent]\n"
+	"                              upload a file (replaces KEY; with --if-absent only\n"
+	"                              if no object holds KEY: exit 4 if one does)\n"
 	"  rm KEY...                   delete objects (missing ones are fine)\n"
 	"  stats                       with any subcommand: print request counters\n\n";
 
@@ -32,6 +34,8 @@ static int exit_code(int r)
 		return 3;
 	if (r == -EINVAL)
 		return 2;
+	if (r == -EEXIST)
+		return 4;
 	return 1;
 }
 
@@ -130,8 +134,9 @@ static int do_get(struct cli *c, struct store *st, int argc, char **argv)
 
 static int do_put(struct cli *c, struct store *st, int argc, char **argv)
 {
-	if (argc != 2)
-		return log_error_errno(-EINVAL, "store put: expected FILE KEY");
+	bool if_absent = argc == 3 && streq(argv[2], "--if-absent");
+	if (argc != 2 && !if_absent)
+		return log_error_errno(-EINVAL, "store put: expected FILE KEY [--if-absent]");
 	const char *file = argv[0], *key = argv[1];
 	_cleanup_free_ char *mem = NULL;
 	_cleanup_close_ int fd = -1;
@@ -166,9 +171,11 @@ static int do_put(struct cli *c, struct store *st, int argc, char **argv)
 	struct progress_bar pb;
 	progress_bar_begin(&pb, key, c->progress);
 	st->progress = (struct store_progress){ progress_bar_update, &pb };
-	int r = store_put(st, key, &src);
+	int r = if_absent ? store_put_new(st, key, &src) : store_put(st, key, &src);
 	progress_bar_end(&pb);
 	st->progress.fn = NULL;
+	if (r == -EEXIST)
+		log_error("store put: %s exists already (--if-absent)", key);
 	return r;
 }
 

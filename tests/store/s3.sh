@@ -5,7 +5,8 @@
 # stdin, 40 MiB), ranged gets, stat, replace, ls under a prefix with paging
 # past 1000 keys, foreign keys skipped, rm, missing keys and buckets, a
 # refused connection, bad credentials, bad URLs, a session token, no secret
-# in any log line, and virtual-host style when *.localhost resolves.
+# in any log line, put --if-absent (a new key, an existing one), and
+# virtual-host style when *.localhost resolves.
 . "$(dirname "$0")/../lib.sh"
 requires node curl sha256sum md5sum xargs
 [ -x "$GDROOT" ] || fail "$GDROOT not built"
@@ -205,6 +206,12 @@ AWS_SECRET_ACCESS_KEY=$SECRET "$GDROOT" -vv -s "$STORE" store get objs/never-was
 if grep -q -e "$SECRET" -e "$TOKEN" -e "S3RVER:" -e "Authorization" "$LOG"; then
 	fail "a secret, token or Authorization header reached the log"
 fi
+
+echo "== put --if-absent (If-None-Match, then a check after settle_ms)"
+g -o settle_ms=100 store put "$D/small" objs/once --if-absent || fail "put --if-absent of a new key"
+g -o settle_ms=100 store put "$D/40m" objs/once --if-absent
+assert_eq $? 4 "put --if-absent of an existing key"
+assert_eq "$(g store get objs/once -)" "hello, s3" "the object after a refused put --if-absent"
 
 echo "== virtual-host style"
 if curl -s -o /dev/null "http://$BUCKET.s3.localhost:$PORT/"; then
