@@ -50,3 +50,55 @@ int chunks_read(struct store *st, const struct chunk_ref *refs, size_t n, chunk_
 	}
 	return 0;
 }
+
+struct layer_write_ctx {
+	int fd;
+	EVP_MD_CTX *md;
+	const char *what;
+	uint64_t done, total;
+	void (*progress)(void *ud, uint64_t done, uint64_t total);
+	void *progress_ud;
+	volatile sig_atomic_t *stop;
+};
+
+static int on_layer_chunk(void *ud, const struct chunk_ref *ref, const uint8_t *data, int status)
+{
+	struct layer_write_ctx *x = ud;
+	char pk[128], ch[65];
+	if (status < 0) {
+		pack_key(ref->pack, pk, sizeof(pk));
+		sha256_hex(ref->sha256, ch);
+		return log_error_errno(-EBADMSG, "%s: chunk %s (%s at %" PRIu64 "): %s", x->what, ch, pk, ref->off,
+				       status == -EBADMSG ? "hash mismatch: the pack was altered"
+				       : status == -ENOENT ? "the pack is missing"
+							   : "the pack is truncated");
+	}
+	if (x->stop && *x->stop)
+		return -EINTR;
+	EVP_DigestUpdate(x->md, data, ref->len);
+	x->done += ref->len;
+	if (x->progress)
+		x->progress(x->progress_ud, x->done, x->total);
+	return write_all(x->fd, data, ref->len);
+}
+
+int layer_write(struct store *st, const struct manifest_layer *l, const struct index *ix, int fd, const char *what,
+		void (*progress)(void *ud, uint64_t done, uint64_t total), void *progress_ud,
+		volatile sig_atomic_t *stop)
+{
+	_cleanup_free_ struct chunk_ref *refs = xcalloc(ix->nchunks + 1, sizeof(*refs));
+	for (uint32_t i = 0; i < ix->nchunks; i++)
+		refs[i] = (struct chunk_ref){ ix->packs[ix->chunks[i].pack], ix->chunks[i].pack_off, ix->chunks[i].len,
+					      ix->chunks[i].sha256, i };
+	struct layer_write_ctx x = { .fd = fd, .md = EVP_MD_CTX_new(), .what = what, .total = l->size,
+				     .progress = progress, .progress_ud = progress_ud, .stop = stop };
+	EVP_DigestInit_ex(x.md, EVP_sha256(), NULL);
+	int r = chunks_read(st, refs, ix->nchunks, on_layer_chunk, &x);
+	uint8_t h[32];
+	unsigned hl = 32;
+	EVP_DigestFinal_ex(x.md, h, &hl);
+	EVP_MD_CTX_free(x.md);
+	if (r == 0 && memcmp(h, l->sha256, 32) != 0)
+		r = log_error_errno(-EBADMSG, "%s: the reassembled image does not match the manifest's hash", what);
+	return r;
+}

@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
+#include "cmd-util.h"
 #include "commit.h"
 #include "gen.h"
 #include "image.h"
@@ -455,13 +456,8 @@ int commit_run(const struct commit_cfg *k, struct commit_result *res)
 	if (r > 0)
 		p.delta_base = &base;
 	log_debug("commit: %s", r > 0 ? "index as a delta against the session's last layer" : "a full index");
-	struct progress_bar pb;
-	progress_bar_begin(&pb, "commit", c->progress);
-	p.progress = progress_bar_update;
-	p.progress_ud = &pb;
 	struct manifest_layer layer;
-	r = push_layer(&p, img, &layer);
-	progress_bar_end(&pb);
+	r = cli_push_layer(c, &p, img, "commit", &layer);
 	if (r < 0)
 		goto out;
 	snprintf(layer.session, sizeof(layer.session), "%s", res->session);

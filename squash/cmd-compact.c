@@ -23,6 +23,7 @@
 
 #include "chunk-read.h"
 #include "cli.h"
+#include "cmd-util.h"
 #include "image.h"
 #include "publish.h"
 #include "push.h"
@@ -69,65 +70,24 @@ static int check_interrupted(void)
 
 /* --- reassembling a layer image, verified --- */
 
-struct fetch_ctx {
-	int fd;
-	EVP_MD_CTX *md;
-	uint64_t done, total;
-	struct progress_bar *pb;
-};
-
-static int on_chunk(void *ud, const struct chunk_ref *ref, const uint8_t *data, int status)
-{
-	struct fetch_ctx *x = ud;
-	char pk[128], ch[65];
-	if (status < 0) {
-		pack_key(ref->pack, pk, sizeof(pk));
-		sha256_hex(ref->sha256, ch);
-		return log_error_errno(-EBADMSG, "compact: chunk %s (%s at %" PRIu64 "): %s", ch, pk, ref->off,
-				       status == -EBADMSG ? "hash mismatch: the pack was altered"
-				       : status == -ENOENT ? "the pack is missing"
-							   : "the pack is truncated");
-	}
-	if (compact_interrupted)
-		return -EINTR;
-	EVP_DigestUpdate(x->md, data, ref->len);
-	x->done += ref->len;
-	progress_bar_update(x->pb, x->done, x->total);
-	return write_all(x->fd, data, ref->len);
-}
-
 /* Write layer l of the store into path, checking every chunk and the
  * image's SHA-256 against the manifest. 0 or -errno, logged. */
 static int compact_fetch_layer(struct store *st, const struct manifest_layer *l, const char *path,
 			       struct progress_bar *pb)
 {
 	struct index ix = { 0 };
-	_cleanup_free_ struct chunk_ref *refs = NULL;
 	int r = gen_load_index(st, l, &ix);
 	if (r < 0)
 		return r;
-	refs = xcalloc(ix.nchunks + 1, sizeof(*refs));
-	for (uint32_t i = 0; i < ix.nchunks; i++)
-		refs[i] = (struct chunk_ref){ ix.packs[ix.chunks[i].pack], ix.chunks[i].pack_off, ix.chunks[i].len,
-					      ix.chunks[i].sha256, i };
-	struct fetch_ctx x = { .fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600),
-			       .md = EVP_MD_CTX_new(), .total = l->size, .pb = pb };
-	if (x.fd < 0) {
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
 		r = log_error_errno(-errno, "compact: %s: %m", path);
-		goto out;
+	} else {
+		r = layer_write(st, l, &ix, fd, "compact", progress_bar_update, pb, &compact_interrupted);
+		if (r == -EINTR)
+			r = check_interrupted();
+		close(fd);
 	}
-	EVP_DigestInit_ex(x.md, EVP_sha256(), NULL);
-	r = chunks_read(st, refs, ix.nchunks, on_chunk, &x);
-	uint8_t h[32];
-	unsigned hl = 32;
-	EVP_DigestFinal_ex(x.md, h, &hl);
-	if (r == 0 && memcmp(h, l->sha256, 32) != 0)
-		r = log_error_errno(-EBADMSG, "compact: the reassembled image %s does not match the manifest's hash", path);
-	if (r == -EINTR)
-		r = check_interrupted();
-	close(x.fd);
-out:
-	EVP_MD_CTX_free(x.md);
 	index_free(&ix);
 	return r;
 }
@@ -391,12 +351,7 @@ static int compact_publish(struct compact *k, const char *img, EVP_PKEY *priv, E
 	inited = r == 0;
 	struct manifest_layer layer;
 	if (r == 0) {
-		struct progress_bar pb;
-		progress_bar_begin(&pb, "upload", k->c->progress);
-		p.progress = progress_bar_update;
-		p.progress_ud = &pb;
-		r = push_layer(&p, img, &layer);
-		progress_bar_end(&pb);
+		r = cli_push_layer(k->c, &p, img, "upload", &layer);
 	}
 	struct compact_pub cp = { .gen = k->gen, .merged = &layer };
 	if (r == 0)

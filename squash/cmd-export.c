@@ -16,32 +16,6 @@
 #include "../fetcher/util/log.h"
 #include "../fetcher/util/util.h"
 
-struct export_ctx {
-	int fd;
-	EVP_MD_CTX *md;
-	struct store *st;
-	uint64_t done, total;
-	struct progress_bar *pb;
-};
-
-static int on_chunk(void *ud, const struct chunk_ref *ref, const uint8_t *data, int status)
-{
-	struct export_ctx *x = ud;
-	char pk[128], ch[65];
-	if (status < 0) {
-		pack_key(ref->pack, pk, sizeof(pk));
-		sha256_hex(ref->sha256, ch);
-		return log_error_errno(-EBADMSG, "export: chunk %s (%s at %" PRIu64 "): %s", ch, pk, ref->off,
-				       status == -EBADMSG ? "hash mismatch: the pack was altered"
-				       : status == -ENOENT ? "the pack is missing"
-							   : "the pack is truncated");
-	}
-	EVP_DigestUpdate(x->md, data, ref->len);
-	x->done += ref->len;
-	progress_bar_update(x->pb, x->done, x->total);
-	return write_all(x->fd, data, ref->len);
-}
-
 int parse_generation(struct store *st, const char *s, EVP_PKEY *pub, uint64_t *gen)
 {
 	if (streq(s, "latest")) {
@@ -95,7 +69,6 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	struct index ix = { 0 };
 	uint64_t gen;
 	_cleanup_free_ char *tmp = NULL;
-	_cleanup_free_ struct chunk_ref *refs = NULL;
 	int r = cli_load_keys(c, NULL, &pub);
 	if (r < 0)
 		return 2;
@@ -124,32 +97,18 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	struct stat os;
 	bool direct = stat(out, &os) == 0 && !S_ISREG(os.st_mode);
 	tmp = direct ? xstrdup(out) : xasprintf("%s.part", out);
-	refs = xcalloc(ix.nchunks + 1, sizeof(*refs));
-	for (uint32_t i = 0; i < ix.nchunks; i++)
-		refs[i] = (struct chunk_ref){ ix.packs[ix.chunks[i].pack], ix.chunks[i].pack_off, ix.chunks[i].len,
-					      ix.chunks[i].sha256, i };
 	struct progress_bar pb;
 	progress_bar_begin(&pb, "export", c->progress);
-	struct export_ctx x = { .fd = direct ? open(tmp, O_WRONLY | O_CLOEXEC)
-					     : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), .md = EVP_MD_CTX_new(),
-				.st = st, .total = l->size, .pb = &pb };
-	if (x.fd < 0) {
+	int fd = direct ? open(tmp, O_WRONLY | O_CLOEXEC) : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
 		r = log_error_errno(-errno, "export: %s: %m", tmp);
-		EVP_MD_CTX_free(x.md);
 		goto out;
 	}
-	EVP_DigestInit_ex(x.md, EVP_sha256(), NULL);
-	r = chunks_read(st, refs, ix.nchunks, on_chunk, &x);
+	r = layer_write(st, l, &ix, fd, "export", progress_bar_update, &pb, NULL);
 	progress_bar_end(&pb);
-	uint8_t h[32];
-	unsigned hl = 32;
-	EVP_DigestFinal_ex(x.md, h, &hl);
-	EVP_MD_CTX_free(x.md);
-	if (r == 0 && memcmp(h, l->sha256, 32) != 0)
-		r = log_error_errno(-EBADMSG, "export: the reassembled image does not match the manifest's hash");
-	if (r == 0 && !direct && fsync(x.fd) < 0)
+	if (r == 0 && !direct && fsync(fd) < 0)
 		r = log_error_errno(-errno, "export: %s: %m", tmp);
-	close(x.fd);
+	close(fd);
 	if (r == 0 && !direct && rename(tmp, out) < 0)
 		r = log_error_errno(-errno, "export: %s: %m", out);
 	if (r < 0 && !direct)

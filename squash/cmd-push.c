@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cmd-util.h"
 #include "image.h"
 #include "publish.h"
 #include "push.h"
@@ -163,13 +164,8 @@ int cmd_push(struct cli *c, int argc, char **argv)
 	if (r < 0)
 		goto out;
 	inited = true;
-	struct progress_bar pb;
-	progress_bar_begin(&pb, "push", c->progress);
-	p.progress = progress_bar_update;
-	p.progress_ud = &pb;
 	struct manifest_layer layer;
-	r = push_layer(&p, img, &layer);
-	progress_bar_end(&pb);
+	r = cli_push_layer(c, &p, img, "push", &layer);
 	if (r < 0)
 		goto out;
 
