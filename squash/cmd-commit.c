@@ -73,21 +73,10 @@ char *commit_reset_marker(const char *state)
 	return xasprintf("%s.reset", state);
 }
 
-static bool session_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= MANIFEST_SESSION_MAX)
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && *s != '-')
-			return false;
-	return true;
-}
-
 int commit_session_id(const struct commit_cfg *k, char *out, size_t n)
 {
 	if (k->session) {
-		if (!session_ok(k->session))
+		if (!manifest_word_ok(k->session, MANIFEST_SESSION_MAX))
 			return log_error_errno(-EINVAL, "commit: session id '%s' must be 1 to %d of A-Z a-z 0-9 -",
 					       k->session, MANIFEST_SESSION_MAX - 1);
 		snprintf(out, n, "%s", k->session);
@@ -101,7 +90,7 @@ int commit_session_id(const struct commit_cfg *k, char *out, size_t n)
 	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
 		char name[32], value[64];
 		if (sscanf(line, " %31[a-z_] = %63s", name, value) == 2 && streq(name, "session")) {
-			if (!session_ok(value))
+			if (!manifest_word_ok(value, MANIFEST_SESSION_MAX))
 				break;
 			snprintf(out, n, "%s", value);
 			return 0;

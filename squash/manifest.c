@@ -81,8 +81,7 @@ int key_id(EVP_PKEY *k, char out[17])
 	return 0;
 }
 
-/* A session id or kind: 1 to max-1 of [A-Za-z0-9-]. */
-static bool word_ok(const char *s, size_t max)
+bool manifest_word_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n >= max)
@@ -212,7 +211,7 @@ static int decode_inner(const char *text, size_t n, struct manifest *m, char *er
 		goto out;
 	}
 	json_t *kind = json_object_get(o, "kind");
-	if (kind && (!json_is_string(kind) || !word_ok(json_string_value(kind), MANIFEST_KIND_MAX))) {
+	if (kind && (!json_is_string(kind) || !manifest_word_ok(json_string_value(kind), MANIFEST_KIND_MAX))) {
 		r = bad(err, errlen, -EBADMSG, "bad kind");
 		goto out;
 	}
@@ -240,7 +239,7 @@ static int decode_inner(const char *text, size_t n, struct manifest *m, char *er
 			goto out;
 		}
 		json_t *sess = json_object_get(l, "session");
-		if (sess && (!json_is_string(sess) || !word_ok(json_string_value(sess), MANIFEST_SESSION_MAX))) {
+		if (sess && (!json_is_string(sess) || !manifest_word_ok(json_string_value(sess), MANIFEST_SESSION_MAX))) {
 			r = bad(err, errlen, -EBADMSG, "layer %zu: bad session", i);
 			goto out;
 		}

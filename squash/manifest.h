@@ -89,6 +89,8 @@ int manifest_decode(const char *p, size_t n, EVP_PKEY *pub, struct manifest *out
 		    size_t errlen);
 void manifest_free(struct manifest *m);
 
+/* A session id or kind: 1 to max-1 of [A-Za-z0-9-]. */
+bool manifest_word_ok(const char *s, size_t max);
 /* "manifests/0000000042" into out (>= 32 bytes). */
 void manifest_key(uint64_t generation, char *out, size_t n);
 /* The generation of a manifest key, or 0 when key is not one. */

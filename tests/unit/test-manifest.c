@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Description: manifests round trip signed and unsigned; an edited
+/* Description: manifests round trip signed and unsigned, with and without
+ * the commit fields (layer session, kind, from); an edited
  * manifest, another key, a missing or unexpected signature, and malformed
  * bodies are each refused with their own error. */
 #include <errno.h>
@@ -50,7 +51,28 @@ int main(void)
 	CHECK(d.generation == 7 && d.parent == 6 && d.nlayers == 2 && d.is_signed && d.created == 1796139869);
 	CHECK(d.layers[0].size == 1000 && d.layers[0].sha256[0] == 1 && d.layers[1].index[31] == 9);
 	CHECK(d.has_parent_sha && d.parent_sha256[5] == 5 && streq(d.tool, "gdroot test"));
+	CHECK(d.kind[0] == 0 && d.from == 0 && d.layers[0].session[0] == 0); /* optional fields absent */
 	manifest_free(&d);
+
+	/* The commit fields: a layer's session, the generation's kind, from. */
+	struct manifest mc = m;
+	struct manifest_layer lc[2] = { layers[0], layers[1] };
+	snprintf(lc[1].session, sizeof(lc[1].session), "5c1e-0042");
+	snprintf(mc.kind, sizeof(mc.kind), "reset");
+	mc.from = 3;
+	mc.layers = lc;
+	char *cbuf;
+	size_t clen;
+	CHECK(manifest_encode(&mc, k1, &cbuf, &clen) == 0);
+	CHECK(manifest_decode(cbuf, clen, k1, &d, err, sizeof(err)) == 0);
+	CHECK(streq(d.kind, "reset") && d.from == 3 && d.layers[0].session[0] == 0 && streq(d.layers[1].session, "5c1e-0042"));
+	manifest_free(&d);
+	free(cbuf);
+	snprintf(lc[1].session, sizeof(lc[1].session), "bad/id");
+	CHECK(manifest_encode(&mc, NULL, &cbuf, &clen) == 0);
+	CHECK(manifest_decode(cbuf, clen, NULL, &d, err, sizeof(err)) == -EBADMSG); /* a session id with '/' */
+	free(cbuf);
+
 	CHECK(manifest_decode(buf, len, k2, &d, err, sizeof(err)) == -EKEYREJECTED);
 	CHECK(manifest_decode(buf, len, NULL, &d, err, sizeof(err)) == -ENOKEY);
 	/* Edit one byte of the signed body: the generation number. */
