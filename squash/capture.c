@@ -596,9 +596,11 @@ int capture(const struct capture_opts *o, struct capture_stats *s)
 			r = -errno;
 			guardian_stop(guardian, gfd);
 			log_error_errno(r, "commit: cannot freeze the filesystem of %s: %m%s", o->upper,
-					r == -EOPNOTSUPP ? " (it does not support freezing: use ext4 on zram, "
-							   "or --no-freeze to copy it live)"
-							 : r == -EBUSY ? " (frozen by somebody else)" : "");
+					r == -EOPNOTSUPP ? " (it does not support freezing, as tmpfs does not: use "
+							   "the default ext4 on zram, or --no-freeze to copy it live)"
+					: r == -EBUSY	 ? " (frozen by somebody else)"
+					: r == -EPERM	 ? " (freezing needs root)"
+							 : "");
 			goto out;
 		}
 		s->frozen = true;
