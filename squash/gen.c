@@ -2,6 +2,8 @@
 /* Implementation of gen.h: reading generations from a store. */
 #include "gen.h"
 
+#include <pthread.h>
+
 #include "../fetcher/util/log.h"
 #include "../fetcher/util/util.h"
 
@@ -141,16 +143,32 @@ int gen_load_index_hash(struct store *st, const uint8_t hash[32], uint64_t max, 
 		return log_error_errno(-EBADMSG, "%s: index %s does not match its hash (tampered or truncated)", st->url, key);
 	int r;
 	if (index_version(buf, (size_t)n, base) == INDEX_VERSION_DELTA) {
-		struct index b;
-		r = gen_load_index_hash(st, base, INDEX_BASE_MAX, &b);
-		if (r == 0 && b.has_base) {
-			index_free(&b);
-			return log_error_errno(-EBADMSG, "%s: index %s: its base is a delta index too", st->url, key);
+		/* A session's deltas share one base: keep the last one read. */
+		static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+		static struct index cached;
+		static uint8_t cached_hash[32];
+		pthread_mutex_lock(&lock);
+		r = 0;
+		if (!cached.chunks || memcmp(cached_hash, base, 32) != 0) {
+			struct index b;
+			r = gen_load_index_hash(st, base, INDEX_BASE_MAX, &b);
+			if (r == 0 && b.has_base) {
+				index_free(&b);
+				r = log_error_errno(-EBADMSG, "%s: index %s: its base is a delta index too", st->url, key);
+			} else if (r < 0) {
+				log_error_errno(r, "%s: index %s: its base cannot be read", st->url, key);
+			} else {
+				index_free(&cached);
+				cached = b;
+				memcpy(cached_hash, base, 32);
+			}
 		}
-		if (r < 0)
-			return log_error_errno(r, "%s: index %s: its base cannot be read", st->url, key);
-		r = index_parse_delta(buf, (size_t)n, &b, ix, err, sizeof(err));
-		index_free(&b);
+		if (r < 0) {
+			pthread_mutex_unlock(&lock);
+			return r; /* logged */
+		}
+		r = index_parse_delta(buf, (size_t)n, &cached, ix, err, sizeof(err));
+		pthread_mutex_unlock(&lock);
 	} else {
 		r = index_parse(buf, (size_t)n, ix, err, sizeof(err));
 	}

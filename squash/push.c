@@ -210,6 +210,8 @@ int push_init(struct push_ctx *p, struct store *st, EVP_PKEY *pub, const char *w
 		return r;
 	if (ngens)
 		*max_gen = gens[ngens - 1];
+	struct chunkmap seen;	/* index hashes mapped */
+	chunkmap_init(&seen);
 	/* Every valid generation's chunks, to deduplicate against all. */
 	for (size_t i = ngens; i-- > 0;) {
 		struct manifest m;
@@ -220,13 +222,20 @@ int push_init(struct push_ctx *p, struct store *st, EVP_PKEY *pub, const char *w
 				 (unsigned long long)gens[i]);
 			continue;
 		}
-		if (r < 0)
+		if (r < 0) {
+			chunkmap_free(&seen);
 			return r;
+		}
 		for (size_t l = 0; l < m.nlayers; l++) {
 			struct index ix;
+			/* Generations share most layers: map each index once. */
+			if (chunkmap_find_pack(&seen, m.layers[l].index) >= 0)
+				continue;
+			chunkmap_pack(&seen, m.layers[l].index);
 			r = gen_load_index(st, &m.layers[l], &ix);
 			if (r < 0) {
 				manifest_free(&m);
+				chunkmap_free(&seen);
 				return r;
 			}
 			gen_map_index(&p->known, &ix);
@@ -239,6 +248,7 @@ int push_init(struct push_ctx *p, struct store *st, EVP_PKEY *pub, const char *w
 			manifest_free(&m);
 		}
 	}
+	chunkmap_free(&seen);
 	return 0;
 }
 
