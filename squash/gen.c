@@ -147,9 +147,10 @@ int gen_load_index_hash(struct store *st, const uint8_t hash[32], uint64_t max, 
 		static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 		static struct index cached;
 		static uint8_t cached_hash[32];
+		static char *cached_url;
 		pthread_mutex_lock(&lock);
 		r = 0;
-		if (!cached.chunks || memcmp(cached_hash, base, 32) != 0) {
+		if (!cached.chunks || memcmp(cached_hash, base, 32) != 0 || !cached_url || !streq(cached_url, st->url)) {
 			struct index b;
 			r = gen_load_index_hash(st, base, INDEX_BASE_MAX, &b);
 			if (r == 0 && b.has_base) {
@@ -161,6 +162,8 @@ int gen_load_index_hash(struct store *st, const uint8_t hash[32], uint64_t max, 
 				index_free(&cached);
 				cached = b;
 				memcpy(cached_hash, base, 32);
+				free(cached_url);
+				cached_url = xstrdup(st->url);
 			}
 		}
 		if (r < 0) {
