@@ -402,6 +402,12 @@ int commit_run(const struct commit_cfg *k, struct commit_result *res)
 	last_load(k->state, &lc);
 	if (lc.valid && !streq(lc.store, st->url))
 		lc.valid = false; /* committed to another store */
+	if (!k->force && res->cap.entries == 0 && !lc.valid) {
+		/* A session that never wrote anything (or only in work/). */
+		res->nothing = true;
+		r = 0;
+		goto out;
+	}
 	if (!k->force && lc.valid && res->cap.copied == 0 && res->cap.removed == 0) {
 		uint64_t g;
 		r = newest_has(c, st, pub, lc.layer, &g);
@@ -479,6 +485,10 @@ void commit_print(const struct commit_result *res)
 {
 	char total[32], fresh[32], up[32], img[32];
 	cli_human_size(total, sizeof(total), res->cap.bytes);
+	if (res->nothing && !res->generation) {
+		printf("nothing to commit: session %s has changed nothing\n", res->session);
+		return;
+	}
 	if (res->nothing) {
 		printf("nothing to commit: no change since generation %" PRIu64 " (session %s)\n", res->generation,
 		       res->session);

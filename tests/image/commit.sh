@@ -66,6 +66,8 @@ gd push "$TEST_TMP/base" >/dev/null 2>&1 || fail "push base"
 echo "== fidelity: a hostile tree with whiteouts and an opaque directory"
 mk_session a
 U=$(up a)
+commit a "$S" >"$TEST_TMP/c0.out" 2>/dev/null || fail "commit of an empty upper"
+grep -q '^nothing to commit: session sess-a has changed nothing' "$TEST_TMP/c0.out" || fail "empty upper: $(cat "$TEST_TMP/c0.out")"
 bash "$F/mktree.sh" --small "$TEST_TMP/tree" >/dev/null || fail mktree
 cp -a "$TEST_TMP/tree/." "$U/" || fail "copy the tree into the upper"
 mknod "$U/whiteout" c 0 0
