@@ -50,6 +50,9 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_BIN := $(FUZZ_SRC:%.c=$(O)/%)
 
 PROGS := $(O)/gdroot $(O)/gdroot-fetcher
+# Test tools (below): defined here, as all's prerequisites expand at once.
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:%.c=$(O)/%)
 
 .SECONDARY:
 .PHONY: all clean deps check check-vm check-all check-unit fuzz fuzz-build asan valgrind demo bench-store bench help
@@ -84,8 +87,6 @@ $(O)/gdroot: $(GDROOT_OBJ) $(LIB)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@.tmp $^ $(LDLIBS) && mv -f $@.tmp $@
 
 # Test tools (tracers, generators): one program per file, may use FUSE.
-TOOL_SRC := $(wildcard tests/tools/*.c)
-TOOL_BIN := $(TOOL_SRC:%.c=$(O)/%)
 $(O)/tests/tools/%: tests/tools/%.c $(LIB)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
