@@ -337,23 +337,27 @@ int64_t store_pread(struct store *st, const char *key, void *buf, size_t len, ui
 	return store_get(st, key, off, len, &m.sink);
 }
 
-int store_put(struct store *st, const char *key, const struct store_src *src)
+static int check_put(struct store *st, const char *key, const struct store_src *src)
 {
 	int r = check_key(st, key);
 	if (r < 0)
 		return r;
 	if (!src->mem && src->fd < 0 && src->size)
 		return log_error_errno(-EINVAL, "%s: put %s: no source", st->url, key);
-	return st->ops->put(st, key, src);
+	return 0;
+}
+
+int store_put(struct store *st, const char *key, const struct store_src *src)
+{
+	int r = check_put(st, key, src);
+	return r < 0 ? r : st->ops->put(st, key, src);
 }
 
 int store_put_new(struct store *st, const char *key, const struct store_src *src)
 {
-	int r = check_key(st, key);
+	int r = check_put(st, key, src);
 	if (r < 0)
 		return r;
-	if (!src->mem && src->fd < 0 && src->size)
-		return log_error_errno(-EINVAL, "%s: put %s: no source", st->url, key);
 	if (!st->ops->put_new)
 		return log_error_errno(-EOPNOTSUPP, "%s: this store cannot create an object exclusively", st->url);
 	return st->ops->put_new(st, key, src);
